@@ -1,0 +1,83 @@
+"""Raw samples and confirmed orders, written by every Locust process into the run folder.
+
+Rows are buffered in memory and written as a new parquet shard every few seconds, under
+a temporary name first and renamed when complete, so a reader (or a SIGKILL) never sees
+half a shard and a crash loses at most one flush interval.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+SAMPLE_SCHEMA = pa.schema([
+    ("ts", pa.float64()),
+    ("intended_ts", pa.float64()),
+    ("name", pa.string()),
+    ("method", pa.string()),
+    ("status", pa.int64()),
+    ("ok", pa.bool_()),
+    ("rt_ms", pa.float64()),
+    ("bytes", pa.int64()),
+    ("error", pa.string()),
+    ("user", pa.string()),
+    ("worker", pa.string()),
+])
+_FIELDS = SAMPLE_SCHEMA.names[:-1]  # every column but the constant `worker`
+
+
+class ShardWriter:
+    """Buffers sample rows (tuples in schema order, without worker) and writes shards."""
+
+    def __init__(self, samples_dir: Path, worker: str) -> None:
+        self.dir = Path(samples_dir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.worker = worker
+        self.rows: list[tuple] = []
+        self.seq = 0
+        self.written = 0
+
+    def add(self, row: tuple) -> None:
+        self.rows.append(row)
+
+    def flush(self) -> Path | None:
+        if not self.rows:
+            return None
+        rows, self.rows = self.rows, []
+        columns = list(zip(*rows, strict=True))
+        arrays = {name: columns[i] for i, name in enumerate(_FIELDS)}
+        arrays["worker"] = [self.worker] * len(rows)
+        table = pa.Table.from_pydict(arrays, schema=SAMPLE_SCHEMA)
+        self.seq += 1
+        final = self.dir / f"{self.worker}-{self.seq:05d}.parquet"
+        tmp = self.dir / f".{final.name}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, final)
+        self.written += len(rows)
+        return final
+
+
+class OrderLog:
+    """One JSON line per confirmed order, flushed at once: orders are few and precious."""
+
+    def __init__(self, orders_dir: Path, worker: str) -> None:
+        Path(orders_dir).mkdir(parents=True, exist_ok=True)
+        self.worker = worker
+        self.path = Path(orders_dir) / f"{worker}.jsonl"
+        self._fh = self.path.open("a", encoding="utf-8")
+        self.count = 0
+
+    def record(self, order_id: str, ts: float, user: str) -> None:
+        line = json.dumps({"order_id": str(order_id), "ts": ts, "user": user,
+                           "worker": self.worker})
+        self._fh.write(line + "\n")
+        self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.close()

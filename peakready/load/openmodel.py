@@ -1,0 +1,351 @@
+"""Locust wiring of the open model: import this from a locustfile.
+
+It adds the ``--traffic-*`` options, an ``ArrivalUser`` base class whose users take
+arrival tokens instead of waiting a fixed time, a ``ArrivalRateShape`` that runs for the
+profile's duration, the per-process sample/order capture, and ``live.json`` on the
+master (or the single local process). Distributed mode: the master assigns every worker
+its index, the worker count and the common start time t0, and collects the live rows.
+
+Importing this module imports Locust (and so gevent's monkey patching): the engine side
+(`peakready.load`) never imports it, it only starts Locust processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, LoadTestShape, events
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from peakready import runfolder
+from peakready.load.capture import OrderLog, ShardWriter
+from peakready.load.live import LiveStats
+from peakready.load.pacer import Pacer
+from peakready.profiles import Profile, arrival_times, load_profile
+
+log = logging.getLogger("peakready.load")
+
+MSG_ASSIGN = "peakready_assign"
+MSG_LIVE = "peakready_live"
+DEFAULT_MAX_USERS = 2000
+
+
+@dataclass
+class _State:
+    """Everything one Locust process knows about the run (one per process)."""
+
+    profile: Profile | None = None
+    run_dir: Path | None = None
+    worker: str = "w0"
+    index: int = 0
+    count: int = 1
+    t0: float | None = None
+    max_users: int = DEFAULT_MAX_USERS
+    shard_s: float = 2.0
+    pacer: Pacer | None = None
+    shards: ShardWriter | None = None
+    orders: OrderLog | None = None
+    live: LiveStats = field(default_factory=LiveStats)
+    outbox: list = field(default_factory=list)  # live rows not yet sent to the master
+    worker_cap: dict[str, dict[str, Any]] = field(default_factory=dict)
+    greenlets: list = field(default_factory=list)
+    user_seq: int = 0
+    done: bool = False
+    forward: bool = False  # a worker forwards its live rows to the master
+
+
+STATE = _State()
+
+
+@events.init_command_line_parser.add_listener
+def _add_arguments(parser) -> None:
+    group = parser.add_argument_group("peakready open model")
+    group.add_argument("--traffic-profile", default="",
+                       help="campaign profile CSV t_s,rps (arrival rate)")
+    group.add_argument("--traffic-scale", type=float, default=1.0, help="rps multiplier")
+    group.add_argument("--traffic-speed", type=float, default=1.0, help="time compression")
+    group.add_argument("--traffic-duration", type=float, default=0.0,
+                       help="cap on the run length in s (0: the whole profile)")
+    group.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
+                       help="cap on concurrent users per load process")
+    group.add_argument("--run-dir", default="", help="run folder (default: a new one under reports/)")
+    group.add_argument("--shard-seconds", type=float, default=2.0,
+                       help="seconds between sample shard flushes")
+
+
+def resolved_profile(options) -> Profile:
+    profile = load_profile(options.traffic_profile)
+    profile = profile.scaled(options.traffic_scale).compressed(options.traffic_speed)
+    if options.traffic_duration:
+        profile = profile.truncated(options.traffic_duration)
+    return profile
+
+
+@events.init.add_listener
+def _on_init(environment, **_kw) -> None:
+    options = environment.parsed_options
+    if options is None or not getattr(options, "traffic_profile", ""):
+        return
+    runner = environment.runner
+    STATE.profile = resolved_profile(options)
+    STATE.max_users = options.max_users
+    STATE.shard_s = options.shard_seconds
+    if options.run_dir:
+        STATE.run_dir = Path(options.run_dir)
+    elif not isinstance(runner, WorkerRunner):
+        STATE.run_dir = runfolder.create(label="locust")
+        log.info("peakready run folder: %s", STATE.run_dir)
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(MSG_ASSIGN, _on_assign)
+    if isinstance(runner, MasterRunner):
+        runner.register_message(MSG_LIVE, _on_live_rows)
+    if not isinstance(runner, MasterRunner):
+        environment.events.request.add_listener(_on_request)
+
+
+def _on_assign(msg, **_kw) -> None:
+    STATE.index = int(msg.data["index"])
+    STATE.count = int(msg.data["count"])
+    STATE.t0 = float(msg.data["t0"])
+    if msg.data.get("run_dir"):
+        STATE.run_dir = Path(msg.data["run_dir"])
+
+
+def _on_live_rows(msg, **_kw) -> None:
+    STATE.live.extend(msg.data["rows"])
+    STATE.worker_cap[msg.data["worker"]] = {"cap_hit": msg.data["cap_hit"],
+                                            "max_users": msg.data["max_users"]}
+
+
+@events.test_start.add_listener
+def _on_test_start(environment, **_kw) -> None:
+    if STATE.profile is None:
+        return
+    runner = environment.runner
+    STATE.done = False
+    if isinstance(runner, MasterRunner):
+        _assign_workers(runner)
+        STATE.greenlets.append(gevent.spawn(_live_loop, environment))
+        return
+    if isinstance(runner, LocalRunner):
+        STATE.t0 = time.time()
+    STATE.t0 = STATE.t0 or time.time()
+    STATE.worker = f"w{STATE.index}"
+    STATE.forward = isinstance(runner, WorkerRunner)
+    STATE.shards = ShardWriter(STATE.run_dir / runfolder.SAMPLES_DIR, STATE.worker)
+    STATE.orders = OrderLog(STATE.run_dir / runfolder.ORDERS_DIR, STATE.worker)
+    STATE.pacer = Pacer(arrival_times(STATE.profile, STATE.index, STATE.count), STATE.t0,
+                        grow=lambda n: _grow(runner, n), users=lambda: runner.user_count,
+                        max_users=STATE.max_users)
+    STATE.pacer.start()
+    STATE.greenlets.append(gevent.spawn(_flush_loop))
+    if isinstance(runner, LocalRunner):
+        STATE.greenlets.append(gevent.spawn(_live_loop, environment))
+    else:
+        STATE.greenlets.append(gevent.spawn(_send_live_loop, runner))
+
+
+def _assign_workers(runner: MasterRunner) -> None:
+    """Index, count and a common t0, sent before the spawn messages (same connection)."""
+    workers = sorted(w.id for w in runner.clients.all if w.state != "missing")
+    STATE.t0 = time.time() + 0.2
+    for i, client_id in enumerate(workers):
+        runner.send_message(MSG_ASSIGN, {"index": i, "count": len(workers), "t0": STATE.t0,
+                                         "run_dir": str(STATE.run_dir)}, client_id=client_id)
+
+
+def _grow(runner, n: int) -> int:
+    classes = [c for c in runner.user_classes if issubclass(c, ArrivalUser)]
+    if not classes:
+        return 0
+    picks = random.choices(classes, weights=[c.weight for c in classes], k=n)
+    spawn: dict[str, int] = {}
+    for cls in picks:
+        spawn[cls.__name__] = spawn.get(cls.__name__, 0) + 1
+    for user in runner.spawn_users(spawn):
+        user._paced_spawn = True
+    return n
+
+
+def _on_request(request_type, name, response_time, response_length, exception=None,
+                context=None, start_time=None, response=None, **_kw) -> None:
+    if STATE.shards is None:
+        return
+    context = context or {}
+    ts = start_time if start_time is not None else time.time() - response_time / 1000
+    intended = context.get("intended_ts") or ts
+    status = getattr(response, "status_code", 0) or 0
+    ok = exception is None
+    STATE.shards.add((ts, intended, name, request_type, int(status), ok, float(response_time),
+                      int(response_length or 0), "" if ok else str(exception),
+                      context.get("user", "")))
+    row = (ts + response_time / 1000, float(response_time), ok)
+    if STATE.forward:
+        STATE.outbox.append(row)
+    else:
+        STATE.live.add(*row)
+
+
+def _flush_loop() -> None:
+    while True:
+        gevent.sleep(STATE.shard_s)
+        _flush()
+
+
+def _flush() -> None:
+    if STATE.shards is not None:
+        try:
+            STATE.shards.flush()
+        except OSError:
+            log.exception("could not write a sample shard")
+
+
+def _send_live_loop(runner: WorkerRunner) -> None:
+    while True:
+        gevent.sleep(1.0)
+        rows, STATE.outbox = STATE.outbox, []
+        pacer = STATE.pacer
+        runner.send_message(MSG_LIVE, {"worker": STATE.worker, "rows": rows,
+                                       "cap_hit": bool(pacer and pacer.cap_hit),
+                                       "max_users": pacer.max_seen if pacer else 0})
+
+
+def _live_loop(environment) -> None:
+    while not STATE.done:
+        write_live(environment)
+        gevent.sleep(1.0)
+
+
+def write_live(environment) -> None:
+    if STATE.run_dir is None or STATE.t0 is None:
+        return
+    now = time.time()
+    runner = environment.runner
+    if isinstance(runner, MasterRunner):
+        cap_hit = any(w["cap_hit"] for w in STATE.worker_cap.values())
+        max_seen = sum(w["max_users"] for w in STATE.worker_cap.values())
+        cap = STATE.max_users * max(len(STATE.worker_cap), 1)
+    else:
+        pacer = STATE.pacer
+        cap_hit = bool(pacer and pacer.cap_hit)
+        max_seen = pacer.max_seen if pacer else 0
+        cap = STATE.max_users
+    elapsed = now - STATE.t0
+    status = {
+        "ts": now, "elapsed_s": round(elapsed, 3),
+        "target_rps": round(STATE.profile.rate_at(elapsed), 3) if STATE.profile else None,
+        "users": runner.user_count, "user_cap": cap, "user_cap_hit": cap_hit,
+        "max_users_seen": max(max_seen, runner.user_count),
+        "done": STATE.done, "windows": STATE.live.snapshot(now),
+    }
+    runfolder.write_json_atomic(STATE.run_dir / runfolder.LIVE_STATUS, status)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment, **_kw) -> None:
+    _finish(environment)
+
+
+@events.quitting.add_listener
+def _on_quitting(environment, **_kw) -> None:
+    _finish(environment)
+
+
+def _finish(environment) -> None:
+    if STATE.profile is None or STATE.done:
+        return
+    if STATE.pacer is not None:
+        STATE.pacer.stop()
+    for greenlet in STATE.greenlets:
+        greenlet.kill(block=False)
+    STATE.greenlets.clear()
+    _flush()
+    if STATE.orders is not None:
+        STATE.orders.close()
+    if isinstance(environment.runner, WorkerRunner):
+        rows, STATE.outbox = STATE.outbox, []
+        pacer = STATE.pacer
+        environment.runner.send_message(MSG_LIVE, {
+            "worker": STATE.worker, "rows": rows, "cap_hit": bool(pacer and pacer.cap_hit),
+            "max_users": pacer.max_seen if pacer else 0})
+    STATE.done = True
+    if not isinstance(environment.runner, WorkerRunner):
+        write_live(environment)
+
+
+def record_order(order_id: str, user: str) -> None:
+    """Called by scenarios for every order the storefront confirmed."""
+    if STATE.orders is not None:
+        STATE.orders.record(order_id, time.time(), user)
+
+
+class ArrivalUser(FastHttpUser):
+    """A shopper driven by arrival tokens: one task = one scheduled request.
+
+    Between tasks the user thinks (``think_time`` s, a callable or number) and then waits
+    for the next arrival token, so the request rate follows the profile whatever the
+    response time. Requests beyond the first in a task are not scheduled arrivals and
+    get ``intended_ts = ts``.
+    """
+
+    abstract = True
+    think_time: Any = 0.0
+    _paced_spawn = False
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        STATE.user_seq += 1
+        self.user_id = f"{STATE.worker}-u{STATE.user_seq}"
+        self._intended_ts: float | None = None
+
+    def context(self) -> dict:
+        intended, self._intended_ts = self._intended_ts, None
+        return {"intended_ts": intended, "user": self.user_id}
+
+    def _take_token(self, first: bool = False) -> None:
+        pacer = STATE.pacer
+        if pacer is None:  # no profile given: behave like a plain user
+            return
+        self._intended_ts = pacer.take(first=first)
+
+    def run(self) -> None:
+        self._take_token(first=self._paced_spawn)
+        super().run()
+
+    def wait_time(self) -> float:
+        think = self.think_time() if callable(self.think_time) else float(self.think_time)
+        if think > 0:
+            gevent.sleep(think)
+        self._take_token()
+        return 0.0
+
+
+class ArrivalRateShape(LoadTestShape):
+    """Runs for the profile's duration; the pacer, not the shape, makes the rate.
+
+    It asks Locust for a small initial pool (spawned at once, so Locust's dispatcher never
+    trims the users the pacer adds later) and stops the test when the profile ends.
+    """
+
+    abstract = False
+
+    def tick(self):
+        profile = STATE.profile
+        if profile is None:
+            return None
+        run_time = self.get_run_time()
+        if run_time > profile.duration_s + 0.5:
+            return None
+        initial = max(1, min(STATE.max_users, math.ceil(profile.rate_at(0) * 0.2)))
+        workers = int(getattr(self.runner.environment.parsed_options, "expect_workers", 1) or 1)
+        if isinstance(self.runner, MasterRunner):
+            initial = max(initial, workers)
+        return initial, float(initial)
+
