@@ -1,0 +1,531 @@
+"""``peakready run``: validate, start the target, run load and faults with stop
+conditions and a live view, then verify orders, collect, stop the target and analyse.
+
+Order matters and is the contract with the user: nothing (no load, no fault) starts
+before every check passed; whatever happens afterwards (abort, Ctrl-C, a crash), the
+faults are interrupted so their rollbacks run, the load is stopped, the sandbox is
+stopped, and the run folder keeps what was measured.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import yaml
+
+from peakready import runfolder
+from peakready.collect import FaultRecord, collect_run
+from peakready.collect.events import event
+from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, BadInput
+from peakready.run import schedule as sched
+from peakready.run import stop as stops
+from peakready.run.target import Target, open_aws, start_sandbox
+from peakready.run.view import LiveView, snapshot_from_live
+
+EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C; data is kept and analysed
+TICK_S = 0.5
+LIVE_STALE_S = 5.0
+
+
+@dataclass
+class RunOptions:
+    plan_path: Path
+    target: str | None = None  # overrides the plan's target.kind
+    dry_run: bool = False
+    baseline: Path | None = None
+    reports_dir: Path = runfolder.DEFAULT_REPORTS_DIR
+    settle_s: float | None = None  # wait before collecting (CloudWatch lag); None: by target
+    fault_grace_s: float = 60.0  # rollbacks may take this long after an interrupt
+    plain: bool = False  # plain lines even on a terminal
+    out: IO[str] | None = None
+    analyze: bool = True
+
+
+@dataclass
+class RunningFault:
+    fault: sched.ScheduledFault
+    process: Any  # peakready.chaos.runner.ExperimentProcess
+    launched_at: float
+    ended_at: float | None = None
+
+    def record(self) -> FaultRecord:
+        return FaultRecord(self.fault.name, self.fault.experiment, str(self.process.journal_path),
+                           self.launched_at, self.ended_at, self.process.returncode,
+                           bool(getattr(self.process, "interrupted", False)))
+
+
+@dataclass
+class RunState:
+    run_dir: Path
+    load_started_at: float
+    anchor: float | None = None  # load time zero as live.json reports it
+    faults: dict[str, RunningFault] = field(default_factory=dict)
+    stop_reason: str | None = None
+    status: str = "running"
+    signals: int = 0
+    extra_events: list[dict] = field(default_factory=list)
+    in_service: int | None = None
+    desired: int | None = None
+
+    def elapsed(self, now: float) -> float:
+        return now - (self.anchor if self.anchor is not None else self.load_started_at)
+
+
+# --- validation -------------------------------------------------------------------------
+
+def load_spec(opts: RunOptions) -> tuple[Any, dict[str, Any]]:
+    """Plan object and its resolved dict, with the ``--target`` override applied."""
+    from peakready.plan import load_plan
+
+    plan = load_plan(opts.plan_path)
+    spec = plan.resolved()
+    if opts.target:
+        spec.setdefault("target", {})["kind"] = opts.target
+        if hasattr(plan, "with_target"):
+            plan = plan.with_target(opts.target)
+    kind = (spec.get("target") or {}).get("kind", "sandbox")
+    if kind not in ("sandbox", "aws"):
+        raise BadInput(f"{opts.plan_path}: target.kind: must be sandbox or aws, not {kind!r}")
+    return plan, spec
+
+
+def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:
+    """Safety rails against the live account (allow-list, account id, resources) and the
+    stop-condition alarms; raises BadInput before anything is injected."""
+    from peakready import safety
+
+    notes = safety.preflight(plan, target.aws_env) or []
+    alarm_names = list(((spec.get("stop_conditions") or {}).get("alarms")) or [])
+    if alarm_names:
+        describe = target.clients("cloudwatch").describe_alarms
+        missing = stops.missing_alarms(describe, alarm_names)
+        if missing:
+            raise BadInput(f"plan: stop_conditions.alarms: no such alarm: {', '.join(missing)}")
+        firing = stops.alarms_in_alarm(describe, alarm_names)
+        if firing:
+            raise BadInput(f"plan: stop_conditions.alarms: {firing[0]['AlarmName']} is already "
+                           "in ALARM; not starting a run that would abort at once")
+    return list(notes) if isinstance(notes, list) else []
+
+
+# --- the loop ---------------------------------------------------------------------------------
+
+def _read_live(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _load_settings(spec: dict[str, Any], target: Target) -> Any:
+    from dataclasses import fields as dc_fields
+
+    from peakready.load import LoadSettings
+
+    load = dict(spec.get("load") or {})
+    wanted = {
+        "host": target.storefront_url,
+        "profile": load.get("profile"),
+        "profile_path": load.get("profile"),
+        "scale": load.get("scale", 1.0),
+        "speed": load.get("speed", 1.0),
+        "duration_s": load.get("duration_s"),
+        "locustfile": load.get("locustfile"),
+        "user_classes": load.get("user_classes") or [],
+        "workers": load.get("workers", 1),
+        "max_users": load.get("max_users"),
+    }
+    names = {f.name for f in dc_fields(LoadSettings)}
+    return LoadSettings(**{k: v for k, v in wanted.items() if k in names and v is not None})
+
+
+def _experiment_env(spec: dict[str, Any], target: Target, run_dir: Path) -> dict[str, str]:
+    env = dict(target.aws_env)
+    env["PEAKREADY_LIVE_STATUS"] = str((run_dir / runfolder.LIVE_STATUS).resolve())
+    env["PEAKREADY_RUN_DIR"] = str(run_dir.resolve())
+    return env
+
+
+def _launch(fault: sched.ScheduledFault, state: RunState, spec: dict[str, Any],
+            target: Target, plan_dir: Path) -> RunningFault:
+    from peakready.chaos.runner import start_experiment
+
+    run_dir = state.run_dir
+    experiment = Path(fault.experiment)
+    if not experiment.is_absolute() and not experiment.exists():
+        experiment = plan_dir / experiment
+    configuration = {"live_status": str((run_dir / runfolder.LIVE_STATUS).resolve()),
+                     "aws_region": target.region, **fault.configuration}
+    process = start_experiment(
+        experiment,
+        run_dir / runfolder.CHAOS_DIR / f"{fault.file_stem}.journal.json",
+        run_dir / runfolder.LOGS_DIR / f"chaos-{fault.file_stem}.log",
+        configuration,
+        _experiment_env(spec, target, run_dir),
+    )
+    return RunningFault(fault, process, time.time())
+
+
+def _poll_asg(target: Target, state: RunState) -> None:
+    group = target.resources.get("autoscaling_group")
+    if not group:
+        return
+    try:
+        found = target.clients("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[group])["AutoScalingGroups"]
+    except Exception:  # noqa: BLE001 - the view is best effort
+        return
+    if found:
+        g = found[0]
+        state.desired = int(g.get("DesiredCapacity", 0))
+        state.in_service = sum(1 for i in g.get("Instances", [])
+                               if i.get("LifecycleState") == "InService"
+                               and i.get("HealthStatus") == "Healthy")
+
+
+def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
+             view: LiveView, plan_dir: Path, expected_s: float | None) -> None:
+    """Until the load ends or a stop condition/Ctrl-C: launch due faults, watch guards,
+    refresh the view. Returns with ``state.stop_reason``/``state.status`` set."""
+    schedule = sched.fault_schedule(spec.get("faults") or [])
+    stop_cfg = spec.get("stop_conditions") or {}
+    err_cfg = stop_cfg.get("error_rate") or {}
+    guard = (stops.ErrorRateGuard(float(err_cfg["max"]), float(err_cfg.get("for_s", 0)))
+             if err_cfg.get("max") is not None else None)
+    alarm_names = list(stop_cfg.get("alarms") or [])
+    phases = spec.get("phases") or []
+    live_path = state.run_dir / runfolder.LIVE_STATUS
+    next_alarm_check = next_asg_poll = 0.0
+    hard_deadline = time.time() + (expected_s or 3600) + 120  # every loop is bounded
+
+    while True:
+        now = time.time()
+        if state.signals:
+            state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C)"
+            return
+        live = _read_live(live_path)
+        fresh = live is not None and now - float(live.get("ts") or 0) <= LIVE_STALE_S
+        if fresh and state.anchor is None and live.get("elapsed_s") is not None:
+            state.anchor = float(live["ts"]) - float(live["elapsed_s"])
+        elapsed = state.elapsed(now)
+
+        # stop conditions
+        reason = guard.feed(live) if (guard and fresh) else None
+        if reason is None and alarm_names and now >= next_alarm_check:
+            next_alarm_check = now + 5.0
+            try:
+                firing = stops.alarms_in_alarm(target.clients("cloudwatch").describe_alarms,
+                                               alarm_names)
+            except Exception as exc:  # noqa: BLE001
+                view.say(f"stop condition alarms unreadable: {exc}")
+                firing = []
+            if firing:
+                reason = stops.alarm_reason(firing)
+        if reason:
+            state.status, state.stop_reason = "aborted", reason
+            view.say(f"ABORT: {reason}")
+            return
+
+        # faults
+        for fault in sched.due(schedule, set(state.faults), elapsed):
+            try:
+                state.faults[fault.name] = _launch(fault, state, spec, target, plan_dir)
+                view.say(f"fault {fault.name} started at t={elapsed:.0f}s ({fault.experiment})")
+            except Exception as exc:  # noqa: BLE001
+                view.say(f"fault {fault.name} could not start: {exc}")
+                state.status, state.stop_reason = "failed", f"fault {fault.name} could not start: {exc}"
+                return
+        for running in state.faults.values():
+            if running.ended_at is None and running.process.poll() is not None:
+                running.ended_at = time.time()
+                view.say(_fault_ended_line(running))
+
+        # load
+        if load.poll() is not None:
+            return
+        if now > hard_deadline:
+            state.status, state.stop_reason = "failed", "the load did not end in time"
+            view.say("the load ran past its expected duration; stopping it")
+            return
+
+        if now >= next_asg_poll:
+            next_asg_poll = now + 2.0
+            _poll_asg(target, state)
+        view.update(snapshot_from_live(
+            live if fresh else None, elapsed_s=elapsed, duration_s=expected_s,
+            phase=sched.phase_at(phases, elapsed), in_service=state.in_service,
+            desired=state.desired,
+            running_faults=[n for n, r in state.faults.items() if r.ended_at is None],
+            next_fault=sched.next_fault(schedule, set(state.faults), elapsed),
+            guard=(f"error rate over bound for {guard.held_s(now):.0f}/{guard.for_s:.0f} s"
+                   if guard and guard.breach_since else ""),
+        ))
+        time.sleep(TICK_S)
+
+
+def _fault_ended_line(running: RunningFault) -> str:
+    from peakready.chaos.journal import read_outcome
+
+    outcome = read_outcome(running.process.journal_path)
+    verdict = "held" if outcome.ok else "NOT OK"
+    return f"fault {running.fault.name} ended ({outcome.status}): {verdict}: {outcome.reason}"
+
+
+def wind_down(state: RunState, load: Any, view: LiveView, grace_s: float,
+              natural_end_wait_s: float = 10.0) -> None:
+    """Interrupt every running fault (rollbacks run), stop the load, wait for rollbacks."""
+    running = [r for r in state.faults.values() if r.ended_at is None]
+    if running and state.status == "running":
+        # the load ended first: give the experiments a moment to finish by themselves
+        deadline = time.time() + natural_end_wait_s
+        while time.time() < deadline and any(r.process.poll() is None for r in running):
+            time.sleep(TICK_S)
+    for r in running:
+        if r.process.poll() is None:
+            view.say(f"interrupting fault {r.fault.name}: its rollbacks run now")
+            r.process.interrupt()
+    if load.poll() is None:
+        view.say("stopping the load")
+        load.stop()
+    for r in running:
+        if r.process.wait(grace_s) is None:
+            view.say(f"fault {r.fault.name} did not end {grace_s:.0f} s after the interrupt: killed")
+            r.process.kill()
+        if r.ended_at is None:
+            r.ended_at = time.time()
+            view.say(_fault_ended_line(r))
+
+
+def phase_events(phases: list[dict[str, Any]], anchor: float, end: float) -> list[dict]:
+    """The plan phases that actually ran, in wall-clock time (cut at the run's end)."""
+    rows = []
+    for p in phases:
+        start = anchor + float(p.get("start_s", 0))
+        if start >= end:
+            continue
+        stop = min(anchor + float(p.get("end_s", end - anchor)), end)
+        rows.append(event(start, "peakready", "phase", str(p.get("name")), start=start, end=stop))
+    return rows
+
+
+# --- the whole command ----------------------------------------------------------------------
+
+class _Signals:
+    """Ctrl-C and SIGTERM set a flag the loop reads; the third one forces an exit."""
+
+    def __init__(self, state_ref: Callable[[], RunState | None], view: LiveView) -> None:
+        self._state_ref, self._view = state_ref, view
+        self._count = 0
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self._count += 1
+        state = self._state_ref()
+        if state is not None:
+            state.signals = self._count
+        if self._count == 1:
+            self._view.say("interrupt: stopping faults (rollbacks run) and the load; "
+                           "the data is kept")
+        elif self._count >= 3:
+            raise KeyboardInterrupt
+
+
+def execute(opts: RunOptions) -> int:
+    """The whole run; returns the exit code (0, 1, 2 via BadInput, 3 aborted, 130)."""
+    plan, spec = load_spec(opts)
+    plan_dir = Path(opts.plan_path).resolve().parent.parent
+    view = LiveView(file=opts.out, force_plain=opts.plain)
+    if opts.dry_run:
+        return dry_run(plan, spec, view)
+
+    kind = spec["target"].get("kind", "sandbox")
+    state_box: list[RunState | None] = [None]
+    with _Signals(lambda: state_box[0], view) as signals:
+        view.say(f"plan {spec.get('name', opts.plan_path)}: target {kind}")
+        if kind == "sandbox":
+            view.say("starting the sandbox")
+            target = start_sandbox(spec["target"])
+        else:
+            target = open_aws(spec["target"])
+        try:
+            if signals.count:
+                raise KeyboardInterrupt
+            for note in preflight(plan, spec, target):
+                view.say(f"preflight: {note}")
+            return _run(opts, plan, spec, target, view, plan_dir, state_box, signals)
+        finally:
+            target.stop()
+
+
+def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view: LiveView,
+         plan_dir: Path, state_box: list, signals: _Signals) -> int:
+    from peakready.load import start_load
+
+    settings = _load_settings(spec, target)
+    resolved = json.loads(json.dumps(spec, default=str))
+    resolved.setdefault("target", {})["storefront_url"] = target.storefront_url
+    run_dir = runfolder.create(opts.reports_dir, label=str(spec.get("name") or "run"))
+    (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(resolved, sort_keys=False))
+    runfolder.update_run_json(run_dir, target=target.describe(), plan=str(opts.plan_path),
+                              command="run")
+    view.say(f"run folder {run_dir}")
+
+    expected = _expected_duration(spec)
+    load = start_load(settings, run_dir)
+    state = RunState(run_dir=run_dir, load_started_at=time.time())
+    state_box[0] = state
+    runfolder.update_run_json(run_dir, load_started_at=state.load_started_at)
+    try:
+        with view:
+            run_loop(spec, target, state, load, view, plan_dir, expected)
+    finally:
+        wind_down(state, load, view, opts.fault_grace_s)
+    if state.status == "running":
+        state.status = "completed"
+    if state.status == "completed" and load.poll() not in (0, None):
+        state.status, state.stop_reason = "failed", f"the load ended with exit code {load.poll()}"
+    ended = time.time()
+
+    if state.stop_reason and state.status == "aborted":
+        state.extra_events.append(event(ended, "peakready", "abort", run_dir.name,
+                                        reason=state.stop_reason))
+    elif state.status == "interrupted":
+        state.extra_events.append(event(ended, "peakready", "interrupt", run_dir.name,
+                                        reason=state.stop_reason))
+    anchor = state.anchor if state.anchor is not None else state.load_started_at
+    state.extra_events.extend(phase_events(spec.get("phases") or [], anchor, ended))
+    schedule = sched.fault_schedule(spec.get("faults") or [])
+    not_started = [f.name for f in schedule if f.name not in state.faults]
+    runfolder.update_run_json(
+        run_dir, status=state.status, ended_at=ended, abort_reason=state.stop_reason,
+        faults=[_fault_summary(r) for r in state.faults.values()],
+        faults_not_started=not_started,
+    )
+
+    # while the storefront is still up: is every confirmed order still there?
+    _verify_orders(run_dir, target, view)
+    _collect(opts, spec, target, state, view, anchor, ended)
+    target.stop()
+    view.say("target stopped" if target.kind == "sandbox" else "collection done")
+    return _analyze(opts, run_dir, state, view)
+
+
+def _expected_duration(spec: dict[str, Any]) -> float | None:
+    load = spec.get("load") or {}
+    if load.get("duration_s"):
+        return float(load["duration_s"])
+    try:
+        from peakready.profiles import load_profile
+
+        profile = load_profile(load["profile"]).scaled(float(load.get("scale", 1.0)))
+        return float(profile.compressed(float(load.get("speed", 1.0))).duration_s)
+    except Exception:  # noqa: BLE001 - only the view and the loop's bound use it
+        return None
+
+
+def _fault_summary(r: RunningFault) -> dict[str, Any]:
+    from peakready.chaos.journal import read_outcome
+
+    outcome = read_outcome(r.process.journal_path)
+    return {"name": r.fault.name, "experiment": r.fault.experiment, "at_s": r.fault.at_s,
+            "launched_at": r.launched_at, "ended_at": r.ended_at,
+            "returncode": r.process.returncode, "interrupted": bool(r.process.interrupted),
+            "journal": str(r.process.journal_path), "status": outcome.status,
+            "ok": outcome.ok, "reason": outcome.reason,
+            "rollbacks_ran": outcome.rollbacks_ran}
+
+
+def _verify_orders(run_dir: Path, target: Target, view: LiveView) -> None:
+    try:
+        from peakready.verify import verify_orders
+
+        checked = verify_orders(run_dir, target.storefront_url)
+        found = int(checked["found"].sum()) if len(checked) else 0
+        view.say(f"orders verified: {found}/{len(checked)} found")
+    except Exception as exc:  # noqa: BLE001 - a missing check is reported by analysis
+        view.say(f"order verification failed: {exc}")
+        runfolder.update_run_json(run_dir, verify_error=str(exc)[:300])
+
+
+def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunState,
+             view: LiveView, anchor: float, ended: float) -> None:
+    settle = opts.settle_s
+    if settle is None:
+        settle = target.base_period_s + 1.0 if target.kind == "sandbox" else 0.0
+    if settle > 0:
+        view.say(f"waiting {settle:.0f} s for the last metrics to be published")
+        time.sleep(settle)
+    start = min(anchor, state.load_started_at) - 2 * target.base_period_s
+    alarms = list((spec.get("target") or {}).get("alarms") or [])
+    alarms += list((spec.get("stop_conditions") or {}).get("alarms") or [])
+    summary = collect_run(
+        state.run_dir, target.clients, target.resources, start, ended + settle,
+        alarms=alarms, base_period_s=target.base_period_s,
+        faults=[r.record() for r in state.faults.values()], extra_events=state.extra_events,
+    )
+    runfolder.update_run_json(state.run_dir, collect=summary.as_dict())
+    view.say(f"collected {summary.metrics_rows} metric datapoints ({summary.series} series), "
+             f"{summary.events_rows} events {summary.events_by_kind}")
+    for warning in summary.warnings[:10]:
+        view.say(f"collect warning: {warning}")
+
+
+def _analyze(opts: RunOptions, run_dir: Path, state: RunState, view: LiveView) -> int:
+    code = EXIT_CHECK_FAILED
+    if opts.analyze:
+        try:
+            import analysis
+
+            verdict = analysis.analyze(run_dir, opts.baseline)
+            code = int(verdict.get("exit_code", EXIT_CHECK_FAILED))
+            view.say(f"verdict: {verdict.get('verdict', verdict.get('status', code))} "
+                     f"(report {run_dir / 'report.html'})")
+        except Exception as exc:  # noqa: BLE001 - the data is kept; analyze can be re-run
+            view.say(f"analysis failed: {type(exc).__name__}: {exc}; "
+                     f"re-run with: peakready analyze {run_dir}")
+            code = EXIT_CHECK_FAILED
+    if state.status == "aborted":
+        code = EXIT_ABORTED
+    elif state.status == "interrupted":
+        code = EXIT_INTERRUPTED
+    elif state.status == "failed":
+        code = max(code, EXIT_CHECK_FAILED)
+    runfolder.update_run_json(run_dir, exit_code=code)
+    view.say(f"run {state.status}; exit code {code}; folder {run_dir}")
+    return code
+
+
+def dry_run(plan: Any, spec: dict[str, Any], view: LiveView) -> int:
+    """Validate everything, inject nothing, start no load."""
+    from peakready import safety
+
+    report = safety.dry_run(plan)
+    view.say(f"dry run of {spec.get('name')}: nothing injected, no load")
+    if isinstance(report, dict):
+        for key, value in report.items():
+            view.say(f"  {key}: {value}")
+    elif isinstance(report, list | tuple):
+        for item in report:
+            view.say(f"  {item}")
+    elif report is not None:
+        view.say(str(report))
+    return 0

@@ -1,0 +1,89 @@
+"""Where a run goes: the local sandbox (started for the run, always stopped) or a real
+AWS account (ordinary credential chain, the plan's storefront URL)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from peakready.collect.clients import AwsClients
+from peakready.errors import BadInput
+
+
+@dataclass
+class Target:
+    kind: str  # sandbox | aws
+    region: str
+    storefront_url: str
+    resources: dict[str, Any]
+    clients: AwsClients
+    sandbox_status: dict[str, Any] | None = None
+    state_dir: Path | None = None
+    base_period_s: int = 60
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def aws_env(self) -> dict[str, str]:
+        return self.clients.env()
+
+    def describe(self) -> dict[str, Any]:
+        """For run.json: where the run went (no secrets)."""
+        out: dict[str, Any] = {"kind": self.kind, "region": self.region,
+                               "storefront_url": self.storefront_url,
+                               "resources": self.resources}
+        if self.sandbox_status:
+            aws = self.sandbox_status.get("aws") or {}
+            out["aws_endpoint_url"] = aws.get("endpoint_url")
+            out["account_id"] = aws.get("account_id")
+        return out
+
+    def stop(self) -> None:
+        """Stop the sandbox (no-op for AWS); safe to call twice."""
+        if self.kind != "sandbox" or self.state_dir is None:
+            return
+        from peakready import sandbox
+
+        state_dir, self.state_dir = self.state_dir, None
+        try:
+            sandbox.stop(state_dir)
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
+
+
+def open_aws(spec_target: dict[str, Any]) -> Target:
+    url = spec_target.get("storefront_url")
+    if not url:
+        raise BadInput("plan: target.storefront_url: required for an aws target")
+    region = spec_target.get("region") or "eu-central-1"
+    return Target("aws", region, str(url), dict(spec_target.get("resources") or {}),
+                  AwsClients(region), base_period_s=60)
+
+
+def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> Target:
+    """Start a private sandbox (free ports, its own state folder) for this run."""
+    from peakready import sandbox
+    from peakready.sandbox import timing as timing_mod
+
+    state_dir = Path(tempfile.mkdtemp(prefix="peakready-run-sandbox-"))
+    try:
+        status = sandbox.start(state_dir=state_dir, lb_port=0)
+    except BaseException:
+        try:
+            sandbox.stop(state_dir)
+        finally:
+            shutil.rmtree(state_dir, ignore_errors=True)
+        raise
+    aws = status.get("aws")
+    region = (aws or {}).get("region") or spec_target.get("region") or "eu-central-1"
+    resources = dict(spec_target.get("resources") or {})
+    for key, value in (status.get("resources") or {}).items():
+        resources.setdefault(key, value)
+    target = Target("sandbox", region, status["storefront_url"], resources,
+                    AwsClients(region, aws), sandbox_status=status, state_dir=state_dir,
+                    base_period_s=int(timing_mod.load().metric_period_s))
+    if not aws:
+        target.notes.append("the sandbox has no AWS endpoint: faults and collection cannot run")
+    return target
