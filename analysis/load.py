@@ -1,0 +1,256 @@
+"""Read a run folder (docs/run-folder.md) into tidy frames.
+
+Tolerant by design: a run killed half-way has a half-written shard, no metrics, no
+events or no run.json. Whatever is missing or unreadable becomes a line in
+``Run.problems`` and the run is marked incomplete; analysis carries on with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from peakready import runfolder
+
+SAMPLE_COLUMNS = ["ts", "intended_ts", "name", "method", "status", "ok", "rt_ms", "error", "user",
+                  "worker"]
+CATEGORICAL = ["name", "method", "error", "user", "worker"]
+METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
+EVENT_COLUMNS = ["ts", "source", "kind", "resource", "detail"]
+FINISHED = {"completed"}
+
+
+@dataclass
+class Run:
+    """One run folder as frames; ``t0`` is the load start (epoch s) all offsets refer to."""
+
+    run_dir: Path
+    meta: dict[str, Any]
+    plan: dict[str, Any]
+    settings: dict[str, Any]
+    samples: pd.DataFrame
+    orders: pd.DataFrame
+    integrity: pd.DataFrame | None
+    metrics: pd.DataFrame
+    events: pd.DataFrame
+    journals: dict[str, dict[str, Any]]
+    t0: float
+    t_end: float
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return str(self.meta.get("status") or "unknown")
+
+    @property
+    def incomplete(self) -> bool:
+        return self.status not in FINISHED or bool(self.problems)
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.t_end - self.t0)
+
+
+def is_run_folder(run_dir: Path | str) -> bool:
+    """A run folder has a run.json or a samples/ folder; anything else is bad input."""
+    path = Path(run_dir)
+    return path.is_dir() and ((path / runfolder.RUN_JSON).exists()
+                              or (path / runfolder.SAMPLES_DIR).is_dir())
+
+
+def load_run(run_dir: Path | str) -> Run:
+    """Every frame of the run folder, with what could not be read listed in ``problems``."""
+    path = Path(run_dir)
+    problems: list[str] = []
+    meta = _read_json(path / runfolder.RUN_JSON, problems, required=True)
+    plan = _read_yaml(path / runfolder.PLAN_YAML, problems)
+    settings = _read_json(path / "settings.json", problems, required=False)
+    samples = read_samples(path / runfolder.SAMPLES_DIR, problems)
+    orders = read_orders(path / runfolder.ORDERS_DIR, problems)
+    integrity = _read_parquet(path / runfolder.INTEGRITY_DIR / "orders.parquet", None, problems,
+                              required=False)
+    metrics = _read_parquet(path / runfolder.METRICS, METRIC_COLUMNS, problems, required=False)
+    events = _read_parquet(path / runfolder.EVENTS, EVENT_COLUMNS, problems, required=False)
+    metrics = metrics if metrics is not None else _empty(METRIC_COLUMNS)
+    events = (events if events is not None else _empty(EVENT_COLUMNS)).sort_values(
+        "ts", kind="stable").reset_index(drop=True)
+    journals = read_journals(path / runfolder.CHAOS_DIR, problems)
+    status = meta.get("status")
+    if status and status not in FINISHED:
+        problems.insert(0, f"run.json status is {status!r}"
+                        + (f" ({meta['abort_reason']})" if meta.get("abort_reason") else ""))
+    t0, t_end = _span(meta, settings, samples)
+    return Run(path, meta, plan, settings, samples, orders, integrity, metrics, events, journals,
+               t0, t_end, problems)
+
+
+def read_samples(samples_dir: Path, problems: list[str]) -> pd.DataFrame:
+    """All shards, only the columns analysis uses, strings as categoricals (10M rows fit)."""
+    shards = sorted(samples_dir.glob("*.parquet")) if samples_dir.is_dir() else []
+    tables = []
+    for shard in shards:
+        try:
+            schema = pq.read_schema(shard)
+            cols = [c for c in SAMPLE_COLUMNS if c in schema.names]
+            tables.append(pq.read_table(shard, columns=cols,
+                                        read_dictionary=[c for c in CATEGORICAL if c in cols]))
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(f"samples/{shard.name}: unreadable, skipped ({_short(exc)})")
+    if not shards:
+        problems.append("samples/: no sample shards")
+    if not tables:
+        return _empty_samples()
+    table = pa.concat_tables(tables, promote_options="permissive").unify_dictionaries()
+    frame = table.to_pandas()
+    return tidy_samples(frame)
+
+
+def tidy_samples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fill optional columns, make ``endpoint`` (``"METHOD name"``) and ``lag_ms``."""
+    out = frame.copy() if frame.empty else frame
+    if "intended_ts" not in out:
+        out["intended_ts"] = out["ts"]
+    out["intended_ts"] = out["intended_ts"].fillna(out["ts"])
+    for col in CATEGORICAL:
+        if col not in out:
+            out[col] = ""
+        out[col] = out[col].astype("category")
+    if "ok" not in out:
+        out["ok"] = out["status"].between(200, 399)
+    out["ok"] = out["ok"].astype(bool)
+    if "status" not in out:
+        out["status"] = 0
+    out["endpoint"] = endpoint_categorical(out["method"], out["name"])
+    out["lag_ms"] = ((out["ts"] - out["intended_ts"]) * 1000.0).clip(lower=0.0)
+    return out.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def endpoint_categorical(method: pd.Series, name: pd.Series) -> pd.Categorical:
+    """``"METHOD name"`` built from the few distinct pairs, never from 10M joined strings."""
+    key = method.cat.codes.astype("int64") * (len(name.cat.categories) + 1) + name.cat.codes
+    codes, uniques = pd.factorize(key.to_numpy(), sort=True)
+    n = len(name.cat.categories) + 1
+    labels = [f"{method.cat.categories[k // n]} {name.cat.categories[k % n]}" for k in uniques]
+    return pd.Categorical.from_codes(codes, categories=labels)
+
+
+def read_orders(orders_dir: Path, problems: list[str]) -> pd.DataFrame:
+    """Confirmed orders; a torn last line (killed writer) is skipped and reported."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(orders_dir.glob("*.jsonl")) if orders_dir.is_dir() else []:
+        for lineno, line in enumerate(path.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                problems.append(f"orders/{path.name}:{lineno}: torn line skipped")
+    frame = pd.DataFrame(rows, columns=["order_id", "ts", "user", "worker"]) if rows else \
+        pd.DataFrame({"order_id": pd.Series([], dtype=str), "ts": pd.Series([], dtype=float),
+                      "user": pd.Series([], dtype=str), "worker": pd.Series([], dtype=str)})
+    return frame.assign(order_id=lambda d: d["order_id"].astype(str))
+
+
+def read_journals(chaos_dir: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
+    out = {}
+    for path in sorted(chaos_dir.glob("*.journal.json")) if chaos_dir.is_dir() else []:
+        try:
+            out[path.name.removesuffix(".journal.json")] = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            problems.append(f"chaos/{path.name}: unreadable journal ({_short(exc)})")
+    return out
+
+
+def _span(meta: dict, settings: dict, samples: pd.DataFrame) -> tuple[float, float]:
+    """Load start and end: recorded values first, else the samples' own extent."""
+    start = meta.get("load_started_at") or settings.get("started_at")
+    if start is None and len(samples):
+        start = float(min(samples["intended_ts"].min(), samples["ts"].min()))
+    if start is None:
+        start = meta.get("started_at") or 0.0
+    end = meta.get("load_ended_at")
+    if end is None and len(samples):
+        end = float((samples["ts"] + samples["rt_ms"] / 1000.0).max())
+    if end is None:
+        end = meta.get("ended_at") or start
+    return float(start), float(end)
+
+
+def _read_json(path: Path, problems: list[str], required: bool) -> dict[str, Any]:
+    if not path.exists():
+        if required:
+            problems.append(f"{path.name}: missing")
+        return {}
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        problems.append(f"{path.name}: unreadable ({_short(exc)})")
+        return {}
+
+
+def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        problems.append(f"{path.name}: unreadable ({_short(exc)})")
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _read_parquet(path: Path, columns: list[str] | None, problems: list[str],
+                  required: bool) -> pd.DataFrame | None:
+    if not path.exists():
+        if required:
+            problems.append(f"{path.name}: missing")
+        return None
+    try:
+        names = pq.read_schema(path).names
+        cols = [c for c in columns if c in names] if columns else None
+        frame = pq.read_table(path, columns=cols).to_pandas()
+    except (OSError, pa.ArrowException) as exc:
+        problems.append(f"{path.name}: unreadable ({_short(exc)})")
+        return None
+    for col in columns or []:
+        if col not in frame:
+            frame[col] = pd.Series([None] * len(frame), dtype=object)
+    return frame
+
+
+def _empty(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series([], dtype=float if c in ("ts", "value") else object)
+                         for c in columns})
+
+
+def _empty_samples() -> pd.DataFrame:
+    frame = pd.DataFrame({
+        "ts": pd.Series([], dtype=float), "intended_ts": pd.Series([], dtype=float),
+        "status": pd.Series([], dtype="int64"), "ok": pd.Series([], dtype=bool),
+        "rt_ms": pd.Series([], dtype=float),
+        **{c: pd.Series([], dtype=str) for c in CATEGORICAL}})
+    return tidy_samples(frame)
+
+
+def _short(exc: Exception) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+
+
+def parse_detail(detail: Any) -> dict[str, Any]:
+    """Event ``detail`` is a JSON string; a bad one is kept as ``{"raw": ...}``."""
+    if isinstance(detail, dict):
+        return detail
+    if not detail:
+        return {}
+    try:
+        value = json.loads(detail)
+    except (TypeError, json.JSONDecodeError):
+        return {"raw": str(detail)}
+    return value if isinstance(value, dict) else {"value": value}

@@ -1,0 +1,240 @@
+"""Baseline regression: is this run's latency or error rate really worse than the baseline's?
+
+Per endpoint (and ``*`` = all requests) and metric (p50, p95, p99 of successful requests,
+error rate):
+- the change (relative for latency, absolute for error rate) with a confidence interval
+  from a **block bootstrap over time blocks** of each run (samples within a run are
+  correlated in time, so requests are not resampled one by one);
+- a one-sided p-value for "the change exceeds the practical margin" (normal approximation
+  with the bootstrap standard error, on the log ratio for latency), Holm-corrected over
+  every endpoint x metric tested;
+- per item: ``regression`` (Holm-adjusted p below 1 - confidence), ``inconclusive`` (the
+  estimate is above the margin but not significant, or too few samples), else ``pass``.
+Kayenta-style evidence is added per endpoint: the Mann-Whitney U p-value and the
+Hodges-Lehmann shift of log latency with its distribution-free interval.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sstats
+
+from analysis.load import Run
+
+DEFAULTS = {"margin": 0.10, "confidence": 0.98, "metrics": ["p50", "p95", "p99", "error_rate"],
+            "error_margin": 0.005, "min_samples": 50}
+QS = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
+BOOTSTRAP = 500
+MAX_PER_SIDE = 20_000
+N_BLOCKS = 60
+
+
+def _blocks(run: Run, ts: np.ndarray) -> tuple[np.ndarray, int]:
+    width = max(1.0, run.duration_s / N_BLOCKS)
+    n = int(np.ceil(max(run.duration_s, width) / width)) + 1
+    return np.clip(((ts - run.t0) / width).astype(np.int64), 0, n - 1), n
+
+
+def _block_weights(rng: np.random.Generator, n_blocks: int, present: np.ndarray) -> np.ndarray:
+    """B x n_blocks resampling counts: blocks drawn with replacement among non-empty ones."""
+    idx = np.flatnonzero(present)
+    draws = rng.integers(0, len(idx), size=(BOOTSTRAP, len(idx)))
+    counts = np.zeros((BOOTSTRAP, n_blocks), dtype=np.int32)
+    rows = np.repeat(np.arange(BOOTSTRAP), len(idx))
+    np.add.at(counts, (rows, idx[draws.ravel()]), 1)
+    return counts
+
+
+def _boot_quantiles(values: np.ndarray, blocks: np.ndarray, weights: np.ndarray,
+                    qs: list[float]) -> np.ndarray:
+    """Weighted quantiles per bootstrap replicate (B x len(qs)) with one sort."""
+    order = np.argsort(values, kind="stable")
+    v, b = values[order], blocks[order]
+    w = weights[:, b]  # B x n
+    cum = np.cumsum(w, axis=1, dtype=np.int64)
+    total = cum[:, -1:]
+    out = np.empty((weights.shape[0], len(qs)))
+    for j, q in enumerate(qs):
+        pos = np.argmax(cum >= np.maximum(1, np.ceil(q * total)), axis=1)
+        out[:, j] = v[pos]
+    return out
+
+
+def _sample(rng: np.random.Generator, n: int) -> np.ndarray:
+    return np.sort(rng.choice(n, size=MAX_PER_SIDE, replace=False)) if n > MAX_PER_SIDE else \
+        np.arange(n)
+
+
+def _side(run: Run, endpoint: str) -> pd.DataFrame:
+    s = run.samples
+    return s if endpoint == "*" else s.loc[s["endpoint"] == endpoint]
+
+
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm step-down adjusted p-values (family-wise error control)."""
+    m = len(pvalues)
+    order = np.argsort(pvalues)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        adjusted[i] = running
+    return adjusted.tolist()
+
+
+def hodges_lehmann(a: np.ndarray, b: np.ndarray, confidence: float,
+                   rng: np.random.Generator, cap: int = 2000) -> dict[str, float]:
+    """Shift of log latency b - a: HL estimate and its Mann-Whitney-based interval."""
+    a = np.log(rng.choice(a, cap, replace=False) if len(a) > cap else a)
+    b = np.log(rng.choice(b, cap, replace=False) if len(b) > cap else b)
+    diffs = np.sort((b[:, None] - a[None, :]).ravel())
+    n, m = len(a), len(b)
+    z = sstats.norm.ppf(1 - (1 - confidence) / 2)
+    k = int(np.floor(n * m / 2 - z * np.sqrt(n * m * (n + m + 1) / 12.0)))
+    k = min(max(k, 0), len(diffs) - 1)
+    p = float(sstats.mannwhitneyu(b, a, alternative="two-sided").pvalue)
+    return {"hl_shift": float(np.expm1(np.median(diffs))),
+            "hl_low": float(np.expm1(diffs[k])), "hl_high": float(np.expm1(diffs[-k - 1])),
+            "mann_whitney_p": p}
+
+
+def compare(base: Run, run: Run, cfg: dict[str, Any] | None = None,
+            seed: int = 0) -> dict[str, Any]:
+    """The comparison as a JSON-ready dict: items, Holm-adjusted decisions, verdict."""
+    cfg = {**DEFAULTS, **(cfg or {})}
+    margin, conf = float(cfg["margin"]), float(cfg["confidence"])
+    alpha = 1.0 - conf
+    rng = np.random.default_rng(seed)
+    endpoints = ["*"] + sorted(set(map(str, base.samples["endpoint"].cat.categories))
+                               & set(map(str, run.samples["endpoint"].cat.categories)))
+    items: list[dict[str, Any]] = []
+    for endpoint in endpoints:
+        a, b = _side(base, endpoint), _side(run, endpoint)
+        items += _endpoint_items(base, run, a, b, endpoint, cfg, rng)
+    tested = [i for i in items if i["p_value"] is not None]
+    for item, adj in zip(tested, holm([i["p_value"] for i in tested]), strict=True):
+        item["p_holm"] = adj
+    for item in items:
+        item["verdict"] = _decide(item, alpha, cfg)
+    verdicts = {i["verdict"] for i in items}
+    verdict = "regression" if "regression" in verdicts else (
+        "inconclusive" if "inconclusive" in verdicts else "pass")
+    return {"schema": "peakready.compare/1", "baseline": base.meta.get("run_id") or
+            base.run_dir.name, "run": run.meta.get("run_id") or run.run_dir.name,
+            "verdict": verdict, "margin": margin, "error_margin": cfg["error_margin"],
+            "confidence": conf, "correction": "holm", "method": "block bootstrap over "
+            f"{N_BLOCKS} time blocks per run, {BOOTSTRAP} replicates",
+            "items": items}
+
+
+def _decide(item: dict[str, Any], alpha: float, cfg: dict[str, Any]) -> str:
+    if item["p_value"] is None:
+        return "inconclusive"
+    limit = item["margin"]
+    if item["p_holm"] < alpha and item["change"] > limit:
+        return "regression"
+    if item["change"] > limit:
+        return "inconclusive"
+    return "pass"
+
+
+def _endpoint_items(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpoint: str,
+                    cfg: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
+    metrics = list(cfg["metrics"])
+    margin, conf = float(cfg["margin"]), float(cfg["confidence"])
+    lo_q, hi_q = (1 - conf) / 2, 1 - (1 - conf) / 2
+    out = []
+    a_ok, b_ok = a.loc[a["ok"]], b.loc[b["ok"]]
+    enough = min(len(a_ok), len(b_ok)) >= int(cfg["min_samples"])
+    lat = [m for m in metrics if m in QS]
+    shift = {}
+    if lat and enough:
+        boot = {}
+        for key, r, side in (("a", base, a_ok), ("b", run, b_ok)):
+            pick = _sample(rng, len(side))
+            values = side["rt_ms"].to_numpy()[pick]
+            blocks, n_blocks = _blocks(r, side["ts"].to_numpy()[pick])
+            present = np.bincount(blocks, minlength=n_blocks) > 0
+            weights = _block_weights(rng, n_blocks, present)
+            boot[key] = _boot_quantiles(values, blocks, weights, [QS[m] for m in lat])
+        change_b = boot["b"] / np.maximum(boot["a"], 1e-9) - 1.0
+        shift = hodges_lehmann(a_ok["rt_ms"].to_numpy(), b_ok["rt_ms"].to_numpy(), conf, rng)
+    for j, metric in enumerate(lat):
+        qa = float(np.quantile(a_ok["rt_ms"], QS[metric])) if len(a_ok) else float("nan")
+        qb = float(np.quantile(b_ok["rt_ms"], QS[metric])) if len(b_ok) else float("nan")
+        item = {"endpoint": endpoint, "metric": metric, "unit": "ms", "baseline": qa, "run": qb,
+                "change": qb / qa - 1.0 if qa > 0 else float("nan"), "relative": True,
+                "margin": margin, "n_baseline": len(a_ok), "n_run": len(b_ok),
+                "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None, **shift}
+        if enough:
+            col = change_b[:, j]
+            item["ci_low"], item["ci_high"] = (float(x) for x in np.quantile(col, [lo_q, hi_q]))
+            item["p_value"] = _p_above(np.log1p(item["change"]), np.log1p(col),
+                                       np.log1p(margin))
+        out.append(item)
+    if "error_rate" in metrics:
+        out.append(_error_item(base, run, a, b, endpoint, cfg, rng, lo_q, hi_q))
+    return out
+
+
+def _error_item(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpoint: str,
+                cfg: dict[str, Any], rng: np.random.Generator, lo_q: float,
+                hi_q: float) -> dict[str, Any]:
+    margin = float(cfg["error_margin"])
+    ra = float((~a["ok"]).mean()) if len(a) else float("nan")
+    rb = float((~b["ok"]).mean()) if len(b) else float("nan")
+    item = {"endpoint": endpoint, "metric": "error_rate", "unit": "", "baseline": ra, "run": rb,
+            "change": rb - ra, "relative": False, "margin": margin, "n_baseline": len(a),
+            "n_run": len(b), "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None}
+    if min(len(a), len(b)) < int(cfg["min_samples"]):
+        return item
+    rates = []
+    for r, side in ((base, a), (run, b)):
+        blocks, n_blocks = _blocks(r, side["ts"].to_numpy())
+        n = np.bincount(blocks, minlength=n_blocks)
+        err = np.bincount(blocks, weights=~side["ok"].to_numpy(), minlength=n_blocks)
+        weights = _block_weights(rng, n_blocks, n > 0)
+        rates.append((weights @ err) / np.maximum(weights @ n, 1))
+    diff = rates[1] - rates[0]
+    item["ci_low"], item["ci_high"] = (float(x) for x in np.quantile(diff, [lo_q, hi_q]))
+    item["p_value"] = _p_above(item["change"], diff, margin)
+    return item
+
+
+def _p_above(estimate: float, replicates: np.ndarray, margin: float) -> float:
+    """One-sided p for "the change exceeds the margin": normal approximation with the
+    bootstrap standard error (continuous, so Holm over many endpoints stays usable)."""
+    se = float(np.std(replicates, ddof=1))
+    if not np.isfinite(estimate):
+        return 1.0
+    if se <= 0:
+        return 0.0 if estimate > margin else 1.0
+    return float(sstats.norm.sf((estimate - margin) / se))
+
+
+def as_check(comparison: dict[str, Any]) -> dict[str, Any]:
+    """The comparison as one check result for verdict.json (fails only on ``regression``)."""
+    from analysis.checks import FAIL, INCONCLUSIVE, PASS, result
+
+    worst = [i for i in comparison["items"] if i["verdict"] == "regression"]
+    unsure = [i for i in comparison["items"] if i["verdict"] == "inconclusive"]
+    verdict = {"regression": FAIL, "inconclusive": INCONCLUSIVE}.get(comparison["verdict"], PASS)
+
+    def fmt(i: dict[str, Any]) -> str:
+        ch = f"{i['change']:+.1%}" if i["relative"] else f"{i['change']:+.2%} pts"
+        return f"{i['endpoint']} {i['metric']} {ch}"
+
+    if worst:
+        reason = "regression: " + "; ".join(fmt(i) for i in worst[:5])
+    elif unsure:
+        reason = "inconclusive: " + "; ".join(fmt(i) for i in unsure[:5])
+    else:
+        reason = (f"no change beyond the margin (+{comparison['margin']:.0%} latency, "
+                  f"+{comparison['error_margin']:.2%} error rate)")
+    return result(f"regression vs {comparison['baseline']}", "regression", verdict, reason,
+                  measured=len(worst), threshold=0, unit="regressions",
+                  evidence={k: v for k, v in comparison.items() if k != "items"}
+                  | {"items": comparison["items"]}, figure="figures/regression.png")

@@ -1,0 +1,309 @@
+"""Generate run folders with known answers (tests, benchmark, notebook demo).
+
+Not a stand-in for a real run: it writes exactly the files docs/run-folder.md specifies,
+from a seeded model whose truth is known (the p95 of a phase, the end of a planted outage,
+a +30% latency shift), so analysis can be checked against that truth.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+
+from peakready import runfolder
+
+T0 = 1_764_000_000.0
+
+# endpoint -> (weight, median ms, lognormal sigma)
+ENDPOINTS: dict[str, tuple[float, float, float]] = {
+    "GET /": (0.20, 20.0, 0.35),
+    "GET /api/products": (0.25, 30.0, 0.35),
+    "GET /api/products/[sku]": (0.25, 25.0, 0.35),
+    "GET /api/search": (0.12, 60.0, 0.45),
+    "POST /api/cart/items": (0.10, 40.0, 0.35),
+    "POST /api/checkout": (0.08, 120.0, 0.40),
+}
+
+DEFAULT_PROFILE = [(0, 20), (30, 20), (60, 80), (150, 80), (160, 20), (210, 20)]
+DEFAULT_PHASES = [
+    {"name": "warm-up", "start_s": 0, "end_s": 30},
+    {"name": "ramp", "start_s": 30, "end_s": 60},
+    {"name": "peak", "start_s": 60, "end_s": 150},
+    {"name": "recovery", "start_s": 150, "end_s": 210},
+]
+
+
+@dataclass
+class Fault:
+    name: str
+    kind: str  # instance | db | cache
+    start_s: float
+    end_s: float
+    outage: bool = True  # every request fails (503) between start and end
+    detect_s: float | None = 4.0  # an alarm goes to ALARM this long after start
+
+
+@dataclass
+class Scaling:
+    """A scale-out: the chain load rise -> alarm -> desired -> in service -> healthy."""
+
+    alarm_s: float
+    desired_s: float
+    in_service_s: float
+    healthy_s: float
+    to_n: int = 3
+
+
+@dataclass
+class Spec:
+    seed: int = 0
+    t0: float = T0
+    profile: list[tuple[float, float]] = field(default_factory=lambda: list(DEFAULT_PROFILE))
+    endpoints: dict[str, tuple[float, float, float]] = field(
+        default_factory=lambda: dict(ENDPOINTS))
+    latency_factor: float = 1.0
+    slow: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, x)
+    lag: list[tuple[float, float, float]] = field(default_factory=list)  # (start, end, ms late)
+    faults: list[Fault] = field(default_factory=list)
+    scaling: list[Scaling] = field(default_factory=list)
+    phases: list[dict[str, Any]] | None = field(default_factory=lambda: list(DEFAULT_PHASES))
+    checks: dict[str, Any] | None = None
+    status: str = "completed"
+    instances: int = 2
+    users: int = 300
+    lost_orders: int = 0
+    session_loss_users: int = 0
+    error_rate: float = 0.0  # background failure probability
+    shard_rows: int = 200_000
+    verify: bool = True
+    metrics: bool = True
+
+
+def offered_rps(profile: list[tuple[float, float]], t: np.ndarray) -> np.ndarray:
+    points = np.asarray(profile, dtype=float)
+    return np.interp(t, points[:, 0], points[:, 1])
+
+
+def make_samples(spec: Spec) -> pd.DataFrame:
+    """Poisson arrivals following the profile; lognormal latency per endpoint."""
+    rng = np.random.default_rng(spec.seed)
+    duration = float(max(p[0] for p in spec.profile))
+    seconds = np.arange(int(np.ceil(duration)))
+    counts = rng.poisson(offered_rps(spec.profile, seconds + 0.5))
+    n = int(counts.sum())
+    intended = np.repeat(seconds, counts) + rng.random(n)
+    names = list(spec.endpoints)
+    weights = np.array([v[0] for v in spec.endpoints.values()])
+    ep = rng.choice(len(names), size=n, p=weights / weights.sum())
+    med = np.array([v[1] for v in spec.endpoints.values()])[ep]
+    sig = np.array([v[2] for v in spec.endpoints.values()])[ep]
+    rt = med * np.exp(sig * rng.standard_normal(n)) * spec.latency_factor
+    lag = np.zeros(n)
+    for start, end, factor in spec.slow:
+        rt = np.where((intended >= start) & (intended < end), rt * factor, rt)
+    for start, end, ms in spec.lag:
+        lag = np.where((intended >= start) & (intended < end), ms / 1000.0, lag)
+    status = np.full(n, 200, dtype=np.int64)
+    error_code = np.zeros(n, dtype=np.int8)  # 0 ok, 1 http 503, 2 session lost
+    if spec.error_rate:
+        bad = rng.random(n) < spec.error_rate
+        status[bad], error_code[bad] = 500, 1
+    for fault in spec.faults:
+        if fault.outage:
+            hit = (intended + lag >= fault.start_s) & (intended + lag < fault.end_s)
+            status[hit], error_code[hit], rt[hit] = 503, 1, 3.0
+    user = rng.integers(0, spec.users, size=n)
+    cache = [f for f in spec.faults if f.kind == "cache"]
+    if spec.session_loss_users and cache:
+        fault = cache[0]
+        lost_users = rng.choice(spec.users, size=spec.session_loss_users, replace=False)
+        hit = np.isin(user, lost_users) & (intended >= fault.start_s) & (
+            intended < fault.end_s + 2.0) & (error_code == 0)
+        status[hit], error_code[hit] = 401, 2
+    method = np.array([k.split(" ", 1)[0] for k in names])[ep]
+    route = np.array([k.split(" ", 1)[1] for k in names])[ep]
+    errors = np.array(["", "HTTPError('503 Server Error: Service Unavailable')",
+                       "session lost: 401 Unauthorized"])
+    frame = pd.DataFrame({
+        "ts": spec.t0 + intended + lag,
+        "intended_ts": spec.t0 + intended,
+        "name": pd.Categorical(route),
+        "method": pd.Categorical(method),
+        "status": status,
+        "ok": error_code == 0,
+        "rt_ms": rt,
+        "bytes": np.where(error_code == 0, 2048, 64).astype(np.int64),
+        "error": pd.Categorical.from_codes(error_code, categories=errors),
+        "user": pd.Categorical.from_codes(user, categories=[f"user-{i}" for i in
+                                                            range(spec.users)]),
+        "worker": pd.Categorical.from_codes(user % 2, categories=["w0", "w1"]),
+    })
+    return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def make_events(spec: Spec) -> pd.DataFrame:
+    rows: list[tuple[float, str, str, str, dict[str, Any]]] = []
+    for i, fault in enumerate(spec.faults):
+        journal = f"chaos/{fault.name}.journal.json"
+        rows.append((fault.start_s - 0.3, "chaos", "fault_start", fault.name,
+                     {"experiment": f"experiments/{fault.name}.json", "journal": journal}))
+        rows.append((fault.end_s + 1.0, "chaos", "fault_end", fault.name,
+                     {"experiment": f"experiments/{fault.name}.json", "status": "completed",
+                      "deviated": False, "journal": journal}))
+        if fault.kind == "instance":
+            rows.append((fault.start_s, "autoscaling", "instance_terminate", f"i-{i:04x}dead",
+                         {"cause": "chaos"}))
+            rows.append((fault.end_s, "autoscaling", "instance_launch", f"i-{i:04x}new",
+                         {"cause": "replacing unhealthy"}))
+        elif fault.kind in ("db", "cache"):
+            resource = "peakready-db" if fault.kind == "db" else "peakready-sessions"
+            rows.append((fault.start_s, "rds" if fault.kind == "db" else "elasticache",
+                         f"{fault.kind}_failover_start", resource, {"message": "failover started"}))
+            rows.append((fault.end_s, "rds" if fault.kind == "db" else "elasticache",
+                         f"{fault.kind}_failover_end", resource, {"message": "failover completed"}))
+        if fault.detect_s is not None:
+            rows.append((fault.start_s + fault.detect_s, "cloudwatch", "alarm_state",
+                         "peakready-web-5xx", {"from": "OK", "to": "ALARM", "reason": "5xx"}))
+            rows.append((fault.end_s + 5.0, "cloudwatch", "alarm_state", "peakready-web-5xx",
+                         {"from": "ALARM", "to": "OK", "reason": "recovered"}))
+    for k, sc in enumerate(spec.scaling):
+        rows.append((sc.alarm_s, "cloudwatch", "alarm_state", "peakready-web-scale-out",
+                     {"from": "OK", "to": "ALARM", "reason": "RequestCountPerTarget high"}))
+        rows.append((sc.desired_s, "autoscaling", "scaling_activity", "peakready-web",
+                     {"activity_id": f"act-{k}", "cause": "target tracking",
+                      "description": f"Launching a new EC2 instance, desired {sc.to_n}",
+                      "status": "Successful", "start": spec.t0 + sc.desired_s,
+                      "end": spec.t0 + sc.in_service_s}))
+        rows.append((sc.in_service_s, "autoscaling", "instance_launch", f"i-scale{k}",
+                     {"cause": "scale out"}))
+    frame = pd.DataFrame(rows, columns=["ts", "source", "kind", "resource", "detail"])
+    frame["ts"] = frame["ts"].astype(float) + spec.t0
+    frame["detail"] = frame["detail"].map(json.dumps)
+    return frame.sort_values("ts").reset_index(drop=True)
+
+
+def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataFrame:
+    duration = float(max(p[0] for p in spec.profile))
+    starts = np.arange(0, duration, period, dtype=float)
+
+    def capacity(kind: str) -> np.ndarray:
+        attr = {"desired": "desired_s", "in_service": "in_service_s", "healthy": "healthy_s"}[kind]
+        n = np.full(len(starts), float(spec.instances))
+        for sc in spec.scaling:
+            n = np.where(starts + period > getattr(sc, attr), float(sc.to_n), n)
+        if kind != "desired":
+            for f in spec.faults:
+                if f.kind == "instance":
+                    n = n - ((starts + period > f.start_s) & (starts < f.end_s))
+        return n
+
+    asg = "AutoScalingGroupName=peakready-web"
+    tg = "LoadBalancer=app/peakready-alb,TargetGroup=targetgroup/peakready-web-tg"
+    counts = np.bincount(((samples["ts"] - spec.t0) // period).clip(0, len(starts) - 1)
+                         .astype(int), minlength=len(starts)).astype(float)
+    parts = [("AWS/AutoScaling", "GroupDesiredCapacity", asg, "Maximum", capacity("desired")),
+             ("AWS/AutoScaling", "GroupInServiceInstances", asg, "Maximum",
+              capacity("in_service")),
+             ("AWS/ApplicationELB", "HealthyHostCount", tg, "Minimum", capacity("healthy")),
+             ("AWS/ApplicationELB", "RequestCount", tg, "Sum", counts)]
+    frames = [pd.DataFrame({"ts": spec.t0 + starts, "source": "cloudwatch", "namespace": ns,
+                            "metric": metric, "dimensions": dims, "stat": stat,
+                            "period_s": period, "value": values})
+              for ns, metric, dims, stat, values in parts]
+    return pd.concat(frames, ignore_index=True)
+
+
+def plan_for(spec: Spec) -> dict[str, Any]:
+    plan: dict[str, Any] = {
+        "name": f"synthetic-{spec.seed}",
+        "target": {"kind": "sandbox", "alarms": ["peakready-web-5xx", "peakready-web-scale-out"]},
+        "load": {"profile": "synthetic", "duration_s": max(p[0] for p in spec.profile)},
+        "faults": [{"name": f.name, "experiment": f"experiments/{f.name}.json", "at_s": f.start_s}
+                   for f in spec.faults],
+    }
+    if spec.phases is not None:
+        plan["phases"] = spec.phases
+    if spec.checks is not None:
+        plan["checks"] = spec.checks
+    return plan
+
+
+def write_run(run_dir: Path | str, spec: Spec | None = None) -> Path:
+    """Write a complete run folder for ``spec`` and return its path."""
+    spec = spec or Spec()
+    run_dir = Path(run_dir)
+    for sub in (runfolder.SAMPLES_DIR, runfolder.ORDERS_DIR, runfolder.CHAOS_DIR):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    samples = make_samples(spec)
+    write_shards(run_dir / runfolder.SAMPLES_DIR, samples, spec.shard_rows)
+    duration = float(max(p[0] for p in spec.profile))
+    runfolder.write_run_json(run_dir, {
+        "run_id": run_dir.name, "label": "synthetic", "status": spec.status,
+        "started_at": spec.t0 - 5.0, "ended_at": spec.t0 + duration + 5.0,
+        "load_started_at": spec.t0, "versions": {"synthetic": "1"}})
+    (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(plan_for(spec), sort_keys=False))
+    (run_dir / "settings.json").write_text(json.dumps(
+        {"profile": [list(p) for p in spec.profile], "workers": 2, "started_at": spec.t0}))
+    _write_orders(run_dir, spec, samples)
+    events = make_events(spec)
+    if len(events):
+        events.to_parquet(run_dir / runfolder.EVENTS, index=False)
+    if spec.metrics:
+        make_metrics(spec, samples).to_parquet(run_dir / runfolder.METRICS, index=False)
+    for fault in spec.faults:
+        (run_dir / runfolder.CHAOS_DIR / f"{fault.name}.journal.json").write_text(json.dumps(
+            _journal(spec, fault), indent=1))
+    return run_dir
+
+
+def write_shards(samples_dir: Path, samples: pd.DataFrame, shard_rows: int) -> None:
+    for i, start in enumerate(range(0, max(len(samples), 1), shard_rows)):
+        chunk = samples.iloc[start:start + shard_rows]
+        pq.write_table(pa.Table.from_pandas(chunk, preserve_index=False),
+                       samples_dir / f"w0-{i:05d}.parquet")
+
+
+def _write_orders(run_dir: Path, spec: Spec, samples: pd.DataFrame) -> None:
+    placed = samples.loc[(samples["name"] == "/api/checkout") & samples["ok"], ["ts", "user",
+                                                                                 "worker"]]
+    orders = placed.assign(order_id=[f"ord-{spec.seed}-{i}" for i in range(len(placed))])
+    with (run_dir / runfolder.ORDERS_DIR / "w0.jsonl").open("w") as fh:
+        for row in orders.itertuples():
+            fh.write(json.dumps({"order_id": row.order_id, "ts": row.ts, "user": str(row.user),
+                                 "worker": str(row.worker)}) + "\n")
+    if not spec.verify:
+        return
+    found = np.ones(len(orders), dtype=bool)
+    found[: spec.lost_orders] = False
+    (run_dir / runfolder.INTEGRITY_DIR).mkdir(exist_ok=True)
+    pd.DataFrame({"order_id": orders["order_id"].to_numpy(), "confirmed_ts": orders["ts"].to_numpy(),
+                  "found": found, "status": np.where(found, 200, 404),
+                  "checked_ts": spec.t0 + max(p[0] for p in spec.profile) + 2.0}).to_parquet(
+        run_dir / runfolder.INTEGRITY_DIR / "orders.parquet", index=False)
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+
+
+def _journal(spec: Spec, fault: Fault) -> dict[str, Any]:
+    start, end = spec.t0 + fault.start_s - 0.3, spec.t0 + fault.start_s + 0.2
+    return {"chaoslib-version": "1.44.0", "platform": "synthetic",
+            "experiment": {"title": fault.name}, "start": _iso(start),
+            "end": _iso(spec.t0 + fault.end_s + 1.0), "duration": fault.end_s - fault.start_s,
+            "status": "completed", "deviated": False,
+            "steady_states": {"before": {"steady_state_met": True, "probes": []},
+                              "after": {"steady_state_met": True, "probes": []}, "during": []},
+            "run": [{"activity": {"name": fault.name, "type": "action", "provider": {}},
+                     "start": _iso(start), "end": _iso(end), "status": "succeeded",
+                     "output": None}],
+            "rollbacks": []}
