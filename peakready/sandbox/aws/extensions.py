@@ -1,0 +1,272 @@
+"""What moto lacks, grafted onto moto's own Response classes (moto 5.2.5, pinned).
+
+moto dispatches each action to the snake_case method of the service's Response class
+and serialises the returned ``ActionResult`` for whichever protocol the client spoke
+(CBOR for CloudWatch, query for the rest), so a method added or replaced here answers
+stock boto3 and chaostoolkit-aws in AWS's shapes. Every patched method asks the one
+attached control plane (``attach``); with none attached, moto behaves as shipped, so
+other in-process users of moto are unaffected.
+
+All moto actions, and the control plane's own edits of moto's state, run under
+``LOCK``: moto's models are not thread-safe and the plane mutates them from threads.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any
+
+from moto.autoscaling.models import FakeAutoScalingGroup
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.cloudwatch.exceptions import InvalidParameterValue, ValidationError
+from moto.cloudwatch.responses import CloudWatchResponse
+from moto.core.responses import ActionResult, BaseResponse, EmptyResult
+from moto.ec2.responses.instances import InstanceResponse
+from moto.elasticache.responses import ElastiCacheResponse
+from moto.elbv2.responses import ELBV2Response
+from moto.rds.models import DBCluster
+from moto.rds.responses import RDSResponse
+
+from peakready.sandbox.aws import queries
+
+LOCK = threading.RLock()
+_state: dict[str, Any] = {"plane": None, "installed": False}
+_orig: dict[str, Any] = {}
+
+
+def attach(plane: Any) -> None:
+    """Route the patched actions to ``plane`` (one control plane per process)."""
+    install()
+    _state["plane"] = plane
+
+
+def detach(plane: Any) -> None:
+    if _state["plane"] is plane:
+        _state["plane"] = None
+
+
+def _plane() -> Any:
+    return _state["plane"]
+
+
+def _patch(cls: type, name: str, func) -> None:
+    _orig[f"{cls.__name__}.{name}"] = getattr(cls, name, None)
+    setattr(cls, name, func)
+
+
+def _original(cls: type, name: str):
+    return _orig[f"{cls.__name__}.{name}"]
+
+
+def _routed(cls: type, name: str):
+    """Decorator: run the new method when a plane is attached, moto's otherwise."""
+    def wrap(func):
+        original = getattr(cls, name, None)
+
+        @functools.wraps(func)
+        def method(self, *args, **kwargs):
+            plane = _plane()
+            if plane is None:
+                if original is None:
+                    raise NotImplementedError(f"The {name} action has not been implemented")
+                return original(self, *args, **kwargs)
+            return func(self, plane)
+
+        _patch(cls, name, method)
+        return func
+    return wrap
+
+
+def install() -> None:
+    """Idempotent; call before the server answers its first request."""
+    if _state["installed"]:
+        return
+    _state["installed"] = True
+
+    call_action = BaseResponse.call_action
+
+    def locked_call_action(self):
+        with LOCK:
+            return call_action(self)
+
+    _patch(BaseResponse, "call_action", locked_call_action)
+
+    # A booting ASG instance is "Pending" and still counts toward capacity.
+    def active_instances(self):
+        return [s for s in self.instance_states if s.lifecycle_state in ("InService", "Pending")]
+
+    _patch(FakeAutoScalingGroup, "active_instances", active_instances)
+
+    # ---- Auto Scaling / EC2 ------------------------------------------------------
+    @_routed(AutoScalingResponse, "describe_scaling_activities")
+    def describe_scaling_activities(self, plane):
+        items = plane.activities.query(group=self._get_param("AutoScalingGroupName"),
+                                       ids=self._get_param("ActivityIds", []),
+                                       limit=self._get_int_param("MaxRecords"))
+        return ActionResult({"Activities": items})
+
+    original_asg_terminate = AutoScalingResponse.terminate_instance_in_auto_scaling_group
+
+    @_routed(AutoScalingResponse, "terminate_instance_in_auto_scaling_group")
+    def terminate_in_asg(self, plane):
+        instance_id = self._get_param("InstanceId")
+        decrement = self._get_bool_param("ShouldDecrementDesiredCapacity", False)
+        plane.web.note_user_termination([instance_id], graceful=True, decrement=decrement)
+        result = original_asg_terminate(self)
+        activity = plane.web.after_api_change()
+        return ActionResult({"Activity": activity}) if activity else result
+
+    original_ec2_terminate = InstanceResponse.terminate_instances
+
+    @_routed(InstanceResponse, "terminate_instances")
+    def terminate_instances(self, plane):
+        ids = self._get_param("InstanceIds", [])
+        plane.web.note_user_termination(ids, graceful=False, decrement=False)
+        result = original_ec2_terminate(self)
+        plane.web.after_api_change()
+        return result
+
+    for action in ("set_desired_capacity", "update_auto_scaling_group", "execute_policy"):
+        _route_then_reconcile(AutoScalingResponse, action)
+
+    # ---- ELBv2 -------------------------------------------------------------------
+    original_target_health = ELBV2Response.describe_target_health
+
+    @_routed(ELBV2Response, "describe_target_health")
+    def describe_target_health(self, plane):
+        result = original_target_health(self)
+        return ActionResult({"TargetHealthDescriptions": plane.web.describe_target_health(
+            self._get_param("TargetGroupArn"), result.result["TargetHealthDescriptions"])})
+
+    # ---- CloudWatch --------------------------------------------------------------
+    @_routed(CloudWatchResponse, "put_metric_data")
+    def put_metric_data(self, plane):
+        namespace = self._get_param("Namespace")
+        for datum in self._get_param("MetricData", []):
+            ts = queries.epoch(datum["Timestamp"]) if datum.get("Timestamp") else plane.now()
+            plane.store.put(namespace, datum, ts)
+        return EmptyResult()
+
+    @_routed(CloudWatchResponse, "get_metric_data")
+    def get_metric_data(self, plane):
+        params = self._get_params()
+        for n, query in enumerate(params.get("MetricDataQueries", []), 1):
+            if "MetricStat" not in query and "Expression" not in query:
+                raise ValidationError(
+                    f"The parameter MetricDataQueries.member.{n}.MetricStat is required.\n")
+        try:
+            results = queries.metric_data(plane.store, params.get("MetricDataQueries", []),
+                                          params["StartTime"], params["EndTime"],
+                                          params.get("ScanBy") or "TimestampDescending")
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        return ActionResult({"MetricDataResults": results, "Messages": []})
+
+    @_routed(CloudWatchResponse, "get_metric_statistics")
+    def get_metric_statistics(self, plane):
+        stats = self._get_param("Statistics", [])
+        extended = self._get_param("ExtendedStatistics", [])
+        if not stats and not extended:
+            raise InvalidParameterValue("Must specify either Statistics or ExtendedStatistics")
+        try:
+            points = queries.metric_statistics(
+                plane.store, self._get_param("Namespace"), self._get_param("MetricName"),
+                self._get_param("Dimensions", []), self._get_param("StartTime"),
+                self._get_param("EndTime"), self._get_int_param("Period"), stats, extended,
+                unit=self._get_param("Unit"))
+        except ValueError as exc:
+            raise InvalidParameterValue(str(exc)) from exc
+        return ActionResult({"Label": self._get_param("MetricName"), "Datapoints": points})
+
+    @_routed(CloudWatchResponse, "list_metrics")
+    def list_metrics(self, plane):
+        metrics = plane.store.metrics(self._get_param("Namespace"),
+                                      self._get_param("MetricName"),
+                                      self._get_param("Dimensions", []))
+        return ActionResult({"Metrics": metrics})
+
+    @_routed(CloudWatchResponse, "describe_alarm_history")
+    def describe_alarm_history(self, plane):
+        items = plane.history.query(
+            name=self._get_param("AlarmName"), item_type=self._get_param("HistoryItemType"),
+            start=self._get_param("StartDate"), end=self._get_param("EndDate"),
+            oldest_first=self._get_param("ScanBy") == "TimestampAscending",
+            limit=self._get_int_param("MaxRecords"))
+        return ActionResult({"AlarmHistoryItems": items})
+
+    original_put_alarm = CloudWatchResponse.put_metric_alarm
+
+    @_routed(CloudWatchResponse, "put_metric_alarm")
+    def put_metric_alarm(self, plane):
+        result = original_put_alarm(self)
+        plane.alarms_created([self._get_param("AlarmName")])
+        return result
+
+    # ---- RDS ---------------------------------------------------------------------
+    original_failover = DBCluster.failover
+
+    def failover(cluster, target_instance):
+        plane = _plane()
+        if plane is None or getattr(cluster, "_peakready_apply", False):
+            return original_failover(cluster, target_instance)
+        plane.data.start_db_failover(cluster, target_instance)
+
+    _patch(DBCluster, "failover", failover)
+    DBCluster.apply_failover = original_failover  # used once the process has promoted
+
+    original_rds_events = RDSResponse.describe_events
+
+    @_routed(RDSResponse, "describe_events")
+    def rds_describe_events(self, plane):
+        moto_events = original_rds_events(self).result["Events"]
+        mine = plane.data.rds_events.query(
+            self._get_param("SourceIdentifier"), self._get_param("SourceType"),
+            self._get_param("StartTime"), self._get_param("EndTime"),
+            self._get_int_param("Duration"))
+        return ActionResult({"Events": list(moto_events) + mine})
+
+    # ---- ElastiCache -------------------------------------------------------------
+    @_routed(ElastiCacheResponse, "test_failover")
+    def test_failover(self, plane):
+        group = plane.data.start_cache_failover(self._get_param("ReplicationGroupId"),
+                                                self._get_param("NodeGroupId"))
+        return ActionResult({"ReplicationGroup": group})
+
+    @_routed(ElastiCacheResponse, "reboot_cache_cluster")
+    def reboot_cache_cluster(self, plane):
+        cluster = plane.data.start_cache_reboot(self._get_param("CacheClusterId"),
+                                                self._get_param("CacheNodeIdsToReboot", []))
+        return ActionResult({"CacheCluster": cluster})
+
+    @_routed(ElastiCacheResponse, "describe_events")
+    def cache_describe_events(self, plane):
+        items = plane.data.cache_events.query(
+            self._get_param("SourceIdentifier"), self._get_param("SourceType"),
+            self._get_param("StartTime"), self._get_param("EndTime"),
+            self._get_int_param("Duration"))
+        return ActionResult({"Events": items})
+
+    original_cache_clusters = ElastiCacheResponse.describe_cache_clusters
+
+    @_routed(ElastiCacheResponse, "describe_cache_clusters")
+    def describe_cache_clusters(self, plane):
+        result = original_cache_clusters(self)
+        if self._get_bool_param("ShowCacheNodeInfo", False):
+            for cluster in result.result["CacheClusters"]:
+                cluster.CacheNodes = plane.data.cache_nodes_of(cluster.cache_cluster_id)
+        return result
+
+
+def _route_then_reconcile(cls: type, action: str) -> None:
+    """Actions that change capacity: moto's effect, then processes follow at once."""
+    original = getattr(cls, action)
+
+    def method(self):
+        plane = _plane()
+        result = original(self)
+        if plane is not None:
+            plane.web.after_api_change()
+        return result
+
+    _patch(cls, action, method)

@@ -1,0 +1,30 @@
+"""Names, region and dummy credentials of the sandbox's AWS account.
+
+One place, so the bootstrap, the control plane and the tests agree with DESIGN.md.
+"""
+
+from __future__ import annotations
+
+REGION = "eu-central-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+ACCESS_KEY_ID = "AKIAPEAKREADYSANDBOX"  # dummy: moto accepts any key
+SECRET_ACCESS_KEY = "peakready-sandbox-secret"
+
+ASG = "peakready-web"
+LAUNCH_TEMPLATE = "peakready-web-lt"
+ALB = "peakready-alb"
+TARGET_GROUP = "peakready-web-tg"
+DB_CLUSTER = "peakready-db"
+DB_INSTANCES = ("peakready-db-1", "peakready-db-2")
+CACHE_GROUP = "peakready-sessions"
+SCALING_POLICY = "peakready-web-request-tracking"
+
+ALARM_5XX = "peakready-web-5xx"
+ALARM_LATENCY = "peakready-web-latency"
+
+ASG_MIN, ASG_DESIRED, ASG_MAX = 2, 2, 6
+WEB_PORT = 80
+
+# Target tracking on ALBRequestCountPerTarget: requests per target per metric period.
+# Expressed per second so it does not depend on the period; see docs/control-plane.md.
+TARGET_REQUESTS_PER_TARGET_PER_S = 25.0

@@ -1,0 +1,269 @@
+"""The sandbox's AWS control plane: a moto endpoint whose API calls move real processes.
+
+It is an addon of the sandbox daemon (``start``/``status``/``stop``,
+``manages_web_tier``): it serves moto in-process on 127.0.0.1, creates the seed
+architecture's resources, launches the web tier through its Auto Scaling group, and
+runs two loops: ``reconcile`` (AWS state <-> processes, every quarter second) and
+``period`` (publish metrics, evaluate alarms, execute target tracking, every
+``timing.metric_period_s`` on the period boundary).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+
+from moto.cloudwatch.models import cloudwatch_backends
+from moto.server import ThreadedMotoServer
+
+from peakready.sandbox.aws import alarms, bootstrap, extensions, names, publish, scaling
+from peakready.sandbox.aws.alarms import AlarmHistory
+from peakready.sandbox.aws.datatier import DataTier
+from peakready.sandbox.aws.metricstore import MetricStore
+from peakready.sandbox.aws.scaling import ActivityLog
+from peakready.sandbox.aws.webtier import WebTier
+
+log = logging.getLogger(__name__)
+RECONCILE_EVERY_S = 0.25
+
+
+class ControlPlane:
+    manages_web_tier = True
+
+    def __init__(self, stack, timing, state_dir=None, desired: int = names.ASG_DESIRED):
+        self.stack = stack
+        self.timing = timing
+        self.state_dir = state_dir
+        self.desired = max(names.ASG_MIN, min(names.ASG_MAX, int(desired)))
+        self.store = MetricStore()
+        self.history = AlarmHistory()
+        self.activities = ActivityLog()
+        self.data = DataTier(stack, timing)
+        self.web: WebTier | None = None
+        self.endpoint_url = ""
+        self._server: ThreadedMotoServer | None = None
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._alarm_high = f"TargetTracking-{names.ASG}-AlarmHigh-{uuid.uuid4()}"
+        self._alarm_low = f"TargetTracking-{names.ASG}-AlarmLow-{uuid.uuid4()}"
+        self._last_scale = {"out": 0.0, "in": 0.0, "out_to": 0}
+        self._tick_cpu_s: list[float] = []
+        self.target_value = names.TARGET_REQUESTS_PER_TARGET_PER_S * timing.metric_period_s
+
+    @staticmethod
+    def now() -> float:
+        return time.time()
+
+    # ---- lifecycle ----------------------------------------------------------------
+    def start(self) -> None:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        extensions.attach(self)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        t = self.timing
+        self.resources = bootstrap.create_all(self.endpoint_url, t.metric_period_s,
+                                              t.scale_out_datapoints, t.scale_in_datapoints,
+                                              desired=self.desired)
+        self._create_tracking_alarms()
+        self.web = WebTier(self.stack, t, self.activities, self.resources.target_group_arn)
+        self.web.reconcile()
+        for target in (self._reconcile_loop, self._period_loop):
+            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+            self._threads.append(thread)
+            thread.start()
+        self._wait_in_service(t.boot_delay_s + 30)
+
+    def _wait_in_service(self, timeout: float) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if len(self.web.in_service()) >= self.desired:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"web tier not in service after {timeout:.0f} s")
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=5)
+        if self.web:
+            self.web.stop()
+        self.data.stop()
+        if self._server:
+            self._server.stop()
+        extensions.detach(self)
+
+    def status(self) -> dict:
+        cpu = self._tick_cpu_s[-20:]
+        with extensions.LOCK:
+            states = {a.name: a.state_value for a in self._cw().alarms.values()}
+        return {
+            "aws": {"endpoint_url": self.endpoint_url, "region": names.REGION,
+                    "access_key_id": names.ACCESS_KEY_ID,
+                    "secret_access_key": names.SECRET_ACCESS_KEY,
+                    "account_id": names.ACCOUNT_ID},
+            "control_plane": {
+                "alarms": states,
+                "web_tier": self.web.counts() if self.web else {},
+                "target_tracking": {"metric": "ALBRequestCountPerTarget",
+                                    "target_value_per_period": self.target_value,
+                                    "period_s": self.timing.metric_period_s},
+                "period_cpu_ms_avg": round(1000 * sum(cpu) / len(cpu), 2) if cpu else None,
+            },
+        }
+
+    # ---- moto helpers -----------------------------------------------------------
+    @staticmethod
+    def _cw():
+        return cloudwatch_backends[names.ACCOUNT_ID][names.REGION]
+
+    def alarms_created(self, alarm_names: list[str]) -> None:
+        """New alarms start in INSUFFICIENT_DATA, as on AWS (moto says OK)."""
+        for name in alarm_names:
+            alarm = self._cw().alarms.get(name)
+            if alarm is not None and not alarm.history:
+                alarm.state_value = "INSUFFICIENT_DATA"
+                alarm.state_reason = "Unchecked: Initial alarm creation"
+
+    def _create_tracking_alarms(self) -> None:
+        """The two alarms AWS creates for a target-tracking policy."""
+        cw = bootstrap.client("cloudwatch", self.endpoint_url)
+        metric = {"Namespace": "AWS/ApplicationELB", "MetricName": "RequestCountPerTarget",
+                  "Dimensions": [{"Name": "TargetGroup",
+                                  "Value": self.resources.target_group_dim}],
+                  "Statistic": "Sum", "Period": self.timing.metric_period_s,
+                  "AlarmActions": [self.resources.policy_arn]}
+        cw.put_metric_alarm(
+            AlarmName=self._alarm_high, ComparisonOperator="GreaterThanThreshold",
+            Threshold=self.target_value, EvaluationPeriods=self.timing.scale_out_datapoints,
+            DatapointsToAlarm=self.timing.scale_out_datapoints,
+            AlarmDescription=f"DO NOT EDIT OR DELETE. For TargetTrackingScaling policy "
+                             f"{self.resources.policy_arn}.", **metric)
+        cw.put_metric_alarm(
+            AlarmName=self._alarm_low, ComparisonOperator="LessThanThreshold",
+            Threshold=0.9 * self.target_value, EvaluationPeriods=self.timing.scale_in_datapoints,
+            DatapointsToAlarm=self.timing.scale_in_datapoints,
+            AlarmDescription=f"DO NOT EDIT OR DELETE. For TargetTrackingScaling policy "
+                             f"{self.resources.policy_arn}.", **metric)
+
+    # ---- loops ------------------------------------------------------------------
+    def _reconcile_loop(self) -> None:
+        while not self._stop.wait(RECONCILE_EVERY_S):
+            try:
+                self.web.reconcile()
+                self.data.sync_db_roles()
+                self.data.sync_cache_roles()
+            except Exception:  # keep reconciling; a failing pass is logged, not fatal
+                log.exception("reconcile pass failed")
+
+    def _period_loop(self) -> None:
+        period = self.timing.metric_period_s
+        self.stack.lb_take_stats()  # start the first period clean
+        while True:
+            boundary = (math.floor(time.time() / period) + 1) * period
+            if self._stop.wait(max(0.0, boundary - time.time())):
+                return
+            cpu0 = time.thread_time()
+            try:
+                self.period_tick(boundary)
+            except Exception:
+                log.exception("period tick failed")
+            self._tick_cpu_s.append(time.thread_time() - cpu0)
+            del self._tick_cpu_s[:-100]
+
+    def period_tick(self, boundary: float) -> None:
+        """Publish the period that just ended, evaluate alarms, run target tracking."""
+        period = self.timing.metric_period_s
+        ts = boundary - period
+        lb = self.stack.lb_take_stats()
+        datums = publish.alb_datums(lb, self.resources.load_balancer_dim,
+                                    self.resources.target_group_dim)
+        datums += publish.asg_datums(self.web.counts())
+        datums += publish.ec2_datums(self.stack.instances())
+        datums += publish.rds_datums(_nodes(self.stack.db_stats()))
+        datums += publish.cache_datums(_nodes(self.stack.cache_stats()))
+        for namespace, datum in datums:
+            self.store.put(namespace, datum, ts)
+        self.evaluate_alarms(boundary)
+        self.track_target(boundary, int((lb.get("lb") or {}).get("healthy", 0)))
+
+    def evaluate_alarms(self, now: float) -> list[tuple[str, str, str]]:
+        """Decide every metric alarm on its datapoints; record the transitions."""
+        with extensions.LOCK:
+            specs = [(a, alarms.spec_from_moto(a)) for a in self._cw().alarms.values()
+                     if a.rule is None]
+        changes = []
+        for alarm, spec in specs:
+            try:
+                state, reason, data = alarms.decide(spec, alarms.window(spec, self.store, now),
+                                                    alarm.state_value)
+            except (ValueError, KeyError, StopIteration) as exc:
+                log.warning("alarm %s not evaluated: %s", spec.name, exc)
+                continue
+            if state == alarm.state_value:
+                continue
+            old = alarm.state_value
+            with extensions.LOCK:
+                alarm.update_state(reason, _json(data), state)
+            self.history.record(spec.name, old, state, reason, data)
+            changes.append((spec.name, old, state))
+        return changes
+
+    def track_target(self, now: float, healthy: int) -> int | None:
+        """Execute the target-tracking policy while one of its alarms is in ALARM."""
+        cw = self._cw()
+        with extensions.LOCK:
+            high, low = cw.alarms.get(self._alarm_high), cw.alarms.get(self._alarm_low)
+            group = self.web.group()
+            desired, lo, hi = group.desired_capacity, group.min_size, group.max_size
+        direction = "out" if high and high.state_value == "ALARM" else (
+            "in" if low and low.state_value == "ALARM" else None)
+        if direction is None:
+            return None
+        alarm = high if direction == "out" else low
+        points = [v for _, v in alarms.window(alarms.spec_from_moto(alarm), self.store, now)
+                  if v is not None]
+        if not points:
+            return None
+        metric = points[-1]
+        t = self.timing
+        if direction == "out":
+            new = scaling.scale_out_to(metric, self.target_value, healthy, desired, hi)
+            cooling = now - self._last_scale["out"] < t.scale_out_cooldown_s
+            if new <= desired or (cooling and new <= self._last_scale["out_to"]):
+                return None
+        else:
+            new = scaling.scale_in_to(metric, self.target_value, healthy, desired, lo)
+            recent = now - max(self._last_scale["out"], self._last_scale["in"])
+            if new >= desired or recent < t.scale_in_cooldown_s or self.web.warming(now):
+                return None
+        self._last_scale[direction] = now
+        if direction == "out":
+            self._last_scale["out_to"] = new
+        with extensions.LOCK:
+            self.web.trigger = scaling.policy_trigger(datetime.now(UTC), alarm.name, desired, new)
+            group.set_desired_capacity(new)
+        self.web.reconcile()
+        log.info("target tracking: desired %s -> %s (metric %.1f, target %.1f)",
+                 desired, new, metric, self.target_value)
+        return new
+
+
+def _nodes(stats) -> list[dict]:
+    """db_stats()/cache_stats() as a list of per-node dicts with a "name"."""
+    if isinstance(stats, dict):
+        nodes = stats.get("nodes")
+        if nodes is None:
+            nodes = [dict(v, name=k) for k, v in stats.items() if isinstance(v, dict)]
+        return list(nodes)
+    return list(stats or [])
+
+
+def _json(data: dict) -> str:
+    import json
+    return json.dumps(data)

@@ -1,0 +1,199 @@
+"""The Auto Scaling group in moto and the storefront processes, kept in step both ways.
+
+moto decides *which* instances the group has (it launches replacements and removes
+terminated instances instantly); this module makes processes follow, and makes moto's
+view follow the processes: a launched instance stays ``Pending`` until its target is
+healthy behind the balancer, a target that stays unhealthy is marked Unhealthy and
+replaced. Every launch and termination is a scaling activity with AWS's wording.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from moto.autoscaling.models import autoscaling_backends
+
+from peakready.sandbox.aws import names
+from peakready.sandbox.aws.extensions import LOCK
+from peakready.sandbox.aws.scaling import ActivityLog, iso, launch_cause
+
+_REASONS = {"initial": "Elb.InitialHealthChecking", "unhealthy": "Target.FailedHealthChecks",
+            "draining": "Target.DeregistrationInProgress", "unused": "Target.NotRegistered"}
+
+
+@dataclass
+class _Tracked:
+    activity: str
+    launched: float
+    in_service_at: float | None = None
+    unhealthy_since: float | None = None
+
+
+@dataclass
+class WebTier:
+    stack: object
+    timing: object
+    activities: ActivityLog
+    target_group_arn: str
+    tracked: dict[str, _Tracked] = field(default_factory=dict)
+    terminations: dict[str, dict] = field(default_factory=dict)  # id -> how it went
+    trigger: str = ""  # why desired capacity last changed, prefixed to the next causes
+    _timers: list[threading.Timer] = field(default_factory=list)
+
+    # ---- moto side ---------------------------------------------------------------
+    def group(self):
+        return autoscaling_backends[names.ACCOUNT_ID][names.REGION].autoscaling_groups[names.ASG]
+
+    def counts(self) -> dict[str, int]:
+        """Group sizes as AWS/AutoScaling publishes them."""
+        with LOCK:
+            g = self.group()
+            states = [s.lifecycle_state for s in g.instance_states]
+            sizes = (g.min_size, g.max_size, g.desired_capacity)
+        terminating = len(self.terminations)
+        return {"GroupMinSize": sizes[0], "GroupMaxSize": sizes[1],
+                "GroupDesiredCapacity": sizes[2],
+                "GroupInServiceInstances": states.count("InService"),
+                "GroupPendingInstances": states.count("Pending"),
+                "GroupTerminatingInstances": terminating,
+                "GroupStandbyInstances": states.count("Standby"),
+                "GroupTotalInstances": len(states) + terminating}
+
+    def note_user_termination(self, ids: list[str], graceful: bool, decrement: bool) -> None:
+        """Called by the API hooks before moto removes the instances."""
+        now = datetime.now(UTC)
+        for instance_id in ids:
+            if instance_id not in self.tracked:
+                continue
+            if graceful:
+                cause = f"At {iso(now)} instance {instance_id} was taken out of service in " \
+                        f"response to a user request"
+                cause += ", shrinking the capacity." if decrement else "."
+            else:
+                cause = (f"At {iso(now)} an instance was taken out of service in response to "
+                         f"an EC2 health check indicating it has been terminated or stopped.")
+            self.terminations.setdefault(instance_id, {"cause": cause, "graceful": graceful})
+
+    def after_api_change(self) -> dict | None:
+        """Processes follow an API call at once; returns the newest activity."""
+        self.reconcile()
+        newest = self.activities.query(limit=1)
+        return newest[0] if newest else None
+
+    # ---- the loop ---------------------------------------------------------------
+    def reconcile(self) -> None:
+        """One pass: launch what moto added, stop what moto removed, track health."""
+        now = time.time()
+        with LOCK:
+            g = self.group()
+            states = {s.instance.id: s for s in g.instance_states}
+            health = self.stack.target_health()
+            new = [i for i in states if i not in self.tracked]
+            gone = [i for i in self.tracked if i not in states]
+            before = len(self.tracked) - len(gone)
+            trigger, self.trigger = self.trigger, ""
+            for instance_id in gone:
+                self._terminate(instance_id, trigger, before + len(new), now)
+            for n, instance_id in enumerate(new):
+                states[instance_id].lifecycle_state = "Pending"
+                self.stack.launch_instance(instance_id)
+                self.stack.register_target(instance_id)
+                cause = launch_cause(datetime.now(UTC), before + n, before + n + 1, trigger)
+                activity = self.activities.start(
+                    f"Launching a new EC2 instance: {instance_id}", cause)
+                self.tracked[instance_id] = _Tracked(activity=activity, launched=now)
+            for instance_id, state in states.items():
+                self._follow_health(instance_id, state, health.get(instance_id), now)
+
+    def _follow_health(self, instance_id: str, state, target: str | None, now: float) -> None:
+        tracked = self.tracked[instance_id]
+        if state.lifecycle_state == "Pending" and target == "healthy":
+            state.lifecycle_state = "InService"
+            tracked.in_service_at = now
+            self.activities.finish(tracked.activity)
+            return
+        if target == "unhealthy":
+            tracked.unhealthy_since = tracked.unhealthy_since or now
+        else:
+            tracked.unhealthy_since = None
+        if (tracked.unhealthy_since is not None and state.health_status == "Healthy"
+                and now - tracked.unhealthy_since >= self.timing.replace_unhealthy_after_s):
+            state.health_status = "Unhealthy"
+            self.terminations[instance_id] = {
+                "cause": f"At {iso(datetime.now(UTC))} an instance was taken out of service "
+                         f"in response to an ELB system health check failure.",
+                "graceful": False}
+            backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
+            backend.terminate_instance(instance_id, should_decrement=False)
+
+    def _terminate(self, instance_id: str, trigger: str, after: int, now: float) -> None:
+        how = self.terminations.get(instance_id) or {
+            "cause": f"{trigger}At {iso(datetime.now(UTC))} an instance was taken out of "
+                     f"service in response to a difference between desired and actual "
+                     f"capacity, shrinking the capacity from {after + 1} to {after}.",
+            "graceful": True}
+        self.terminations[instance_id] = how
+        tracked = self.tracked.pop(instance_id)
+        self.activities.finish(tracked.activity, "Cancelled", "Instance was terminated.")
+        activity = self.activities.start(f"Terminating EC2 instance: {instance_id}", how["cause"])
+        self.stack.deregister_target(instance_id)
+        if how["graceful"]:
+            # ALB drains the target first; the VM is terminated after the delay.
+            timer = threading.Timer(self.timing.deregistration_delay_s, self._kill,
+                                    args=(instance_id, activity))
+            timer.daemon = True
+            self._timers.append(timer)
+            timer.start()
+        else:
+            self._kill(instance_id, activity)
+
+    def _kill(self, instance_id: str, activity: str) -> None:
+        self.stack.kill_instance(instance_id)
+        self.activities.finish(activity)
+        with LOCK:
+            self.terminations.pop(instance_id, None)
+
+    def in_service(self) -> list[str]:
+        with LOCK:
+            return [s.instance.id for s in self.group().instance_states
+                    if s.lifecycle_state == "InService"]
+
+    def warming(self, now: float) -> int:
+        """In-service instances still inside the instance warm-up."""
+        return sum(1 for t in self.tracked.values() if t.in_service_at is not None
+                   and now - t.in_service_at < self.timing.instance_warmup_s)
+
+    def describe_target_health(self, tg_arn: str, described: list) -> list[dict]:
+        """moto's registrations, with the balancer's real states (and draining targets)."""
+        if tg_arn != self.target_group_arn:
+            return described
+        health = self.stack.target_health()
+        out = []
+        for item in described:
+            target = _target(item)
+            state = health.get(target.get("Id"), "unused")
+            out.append(_health_item(target, state))
+        listed = {t["Target"]["Id"] for t in out}
+        for instance_id, state in health.items():
+            if state == "draining" and instance_id not in listed:
+                out.append(_health_item({"Id": instance_id, "Port": names.WEB_PORT}, state))
+        return out
+
+    def stop(self) -> None:
+        for timer in self._timers:
+            timer.cancel()
+
+
+def _target(item) -> dict:
+    """The Target of a moto FakeHealthStatus (or of an already-built dict)."""
+    return dict(item["Target"]) if isinstance(item, dict) else dict(item.target)
+
+
+def _health_item(target: dict, state: str) -> dict:
+    health = {"State": state}
+    if state in _REASONS:
+        health["Reason"] = _REASONS[state]
+    return {"Target": target, "HealthCheckPort": "traffic-port", "TargetHealth": health}
