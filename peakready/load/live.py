@@ -31,14 +31,16 @@ class LiveStats:
         while self.rows and self.rows[0][0] < horizon:
             self.rows.popleft()
 
-    def snapshot(self, now: float) -> dict[str, dict[str, float]]:
+    def snapshot(self, now: float, elapsed_s: float | None = None) -> dict[str, dict[str, float]]:
+        """Per window; early in a run a window is only as long as the run so far."""
         self.prune(now)
         if self.rows:
             end, rt, ok = (np.asarray(c) for c in zip(*self.rows, strict=True))
         else:
             end = rt = np.empty(0)
             ok = np.empty(0, dtype=bool)
-        return {str(w): window_summary(rt[end >= now - w], ok[end >= now - w], w)
+        span = {w: min(w, elapsed_s) if elapsed_s and elapsed_s > 0 else w for w in self.windows}
+        return {str(w): window_summary(rt[end >= now - w], ok[end >= now - w], span[w])
                 for w in self.windows}
 
 

@@ -243,7 +243,7 @@ def write_live(environment) -> None:
         "target_rps": round(STATE.profile.rate_at(elapsed), 3) if STATE.profile else None,
         "users": runner.user_count, "user_cap": cap, "user_cap_hit": cap_hit,
         "max_users_seen": max(max_seen, runner.user_count),
-        "done": STATE.done, "windows": STATE.live.snapshot(now),
+        "done": STATE.done, "windows": STATE.live.snapshot(now, elapsed),
     }
     runfolder.write_json_atomic(STATE.run_dir / runfolder.LIVE_STATUS, status)
 

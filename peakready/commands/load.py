@@ -1,0 +1,44 @@
+"""``peakready load``: replay a campaign profile against a storefront, into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from peakready import runfolder
+from peakready.load import LoadSettings, check_host, resolve, run_load
+from peakready.load.settings import DEFAULT_LOCUSTFILE, DEFAULT_MAX_USERS
+from peakready.load.summary import format_summary, summarize
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "load", help="load only: replay a traffic profile (open model) into a run folder",
+        description="Replay a campaign traffic profile (t_s,rps) as an arrival rate with "
+        "Locust and record every request into reports/<run-id>/.")
+    p.add_argument("--profile", required=True, help="profile CSV t_s,rps")
+    p.add_argument("--host", required=True, help="storefront base URL, e.g. http://127.0.0.1:8080")
+    p.add_argument("--scale", type=float, default=1.0, help="rate multiplier (1.5 = +50%%)")
+    p.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x faster)")
+    p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
+    p.add_argument("--locustfile", default=str(DEFAULT_LOCUSTFILE))
+    p.add_argument("--workers", type=int, default=1,
+                   help="1: one Locust process; N>=2: a master and N workers")
+    p.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
+                   help="user cap per load process")
+    p.add_argument("--reports-dir", default=str(runfolder.DEFAULT_REPORTS_DIR))
+    p.add_argument("--label", default="load")
+    p.add_argument("user_classes", nargs="*", help="Locust user classes to run (default: all)")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    settings = LoadSettings(host=args.host, profile=args.profile, scale=args.scale,
+                            speed=args.speed, duration_s=args.duration,
+                            locustfile=args.locustfile, user_classes=list(args.user_classes),
+                            workers=args.workers, max_users=args.max_users)
+    resolve(settings)  # all validation first: no folder, no load on bad input
+    check_host(settings.host)
+    run_dir = runfolder.create(args.reports_dir, label=args.label)
+    rc = run_load(settings, run_dir)
+    print(format_summary(summarize(run_dir)))
+    return rc

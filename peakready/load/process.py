@@ -1,0 +1,197 @@
+"""Locust as subprocesses: one local process, or a master and N workers on this machine.
+
+Everything is validated before the first process starts. Each process writes its own
+sample shards and orders into the run folder; the master (or the local process) writes
+``live.json`` and Locust's CSV/HTML.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from peakready import runfolder
+from peakready.load.settings import LoadSettings, check_host, resolve
+
+PROFILE_CSV = "profile.csv"
+SETTINGS_JSON = "settings.json"
+
+
+@dataclass
+class LoadHandle:
+    """The running Locust processes of one run; ``main`` is the master or local process."""
+
+    run_dir: Path
+    main: subprocess.Popen
+    workers: list[subprocess.Popen] = field(default_factory=list)
+    grace_s: float = 10.0
+    _finished: bool = False
+
+    @property
+    def live_status_path(self) -> Path:
+        return self.run_dir / runfolder.LIVE_STATUS
+
+    @property
+    def pids(self) -> list[int]:
+        return [self.main.pid, *(w.pid for w in self.workers)]
+
+    def poll(self) -> int | None:
+        return self.main.poll()
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        """Exit code of the master/local process, or None if still running at timeout."""
+        try:
+            rc = self.main.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        self._reap_workers(self.grace_s)
+        self._record_exit(rc)
+        return rc
+
+    def stop(self) -> int:
+        """Graceful stop: Locust stops the users, flushes samples and writes its reports on
+        SIGTERM; whatever is still alive after the grace period is killed."""
+        if self.main.poll() is None:
+            self.main.send_signal(signal.SIGTERM)
+            try:
+                self.main.wait(timeout=self.grace_s)
+            except subprocess.TimeoutExpired:
+                self.main.kill()
+                self.main.wait()
+        self._reap_workers(self.grace_s)
+        rc = self.main.returncode
+        self._record_exit(rc)
+        return rc
+
+    def kill(self) -> None:
+        """SIGKILL every process at once (what a crash looks like; tests use it)."""
+        for proc in (self.main, *self.workers):
+            if proc.poll() is None:
+                proc.kill()
+        for proc in (self.main, *self.workers):
+            proc.wait()
+
+    def _reap_workers(self, grace_s: float) -> None:
+        deadline = time.monotonic() + grace_s
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(timeout=3)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+    def _record_exit(self, rc: int) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        live = read_live(self.run_dir)
+        runfolder.update_run_json(self.run_dir, load={
+            "exit_code": rc,
+            "user_cap": live.get("user_cap"),
+            "user_cap_hit": bool(live.get("user_cap_hit", False)),
+            "max_users_seen": live.get("max_users_seen"),
+            "pids": self.pids,
+        })
+
+
+def read_live(run_dir: Path | str) -> dict:
+    path = Path(run_dir) / runfolder.LIVE_STATUS
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) -> LoadHandle:
+    """Validate, write the resolved settings into the run folder, start Locust; returns at
+    once. Raises BadInput (and starts nothing) on a bad profile, setting or host."""
+    run_dir = Path(run_dir)
+    profile = resolve(settings)
+    if check:
+        check_host(settings.host)
+    for sub in (runfolder.SAMPLES_DIR, runfolder.ORDERS_DIR, runfolder.LOCUST_DIR,
+                runfolder.LOGS_DIR):
+        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    profile.to_csv(run_dir / PROFILE_CSV)
+    resolved = {**settings.to_json(), "profile_points": profile.points.to_dict("list"),
+                "duration_s": profile.duration_s, "peak_rps": profile.peak_rps,
+                "total_arrivals": round(profile.total_arrivals, 1)}
+    runfolder.write_json_atomic(run_dir / SETTINGS_JSON, resolved)
+    (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump({"load": settings.to_json()},
+                                                               sort_keys=False))
+    runfolder.update_run_json(run_dir, host=settings.host, load_settings=SETTINGS_JSON)
+
+    common = [sys.executable, "-m", "locust", "-f", str(settings.locustfile),
+              "--traffic-profile", str(run_dir / PROFILE_CSV), "--run-dir", str(run_dir),
+              "--max-users", str(settings.max_users),
+              "--shard-seconds", str(settings.shard_seconds), *settings.extra_args]
+    env = {**os.environ, **settings.extra_env, "PYTHONUNBUFFERED": "1"}
+    logs = run_dir / runfolder.LOGS_DIR
+    report = ["--headless", "--host", settings.host, "--only-summary",
+              "--csv", str(run_dir / runfolder.LOCUST_DIR / "stats"), "--csv-full-history",
+              "--html", str(run_dir / runfolder.LOCUST_DIR / "report.html"),
+              "--exit-code-on-error", "0"]
+    if settings.workers == 1:
+        main = _spawn([*common, *report, "--logfile", str(logs / "locust.log"),
+                       *settings.user_classes], env, logs / "locust.out")
+        return LoadHandle(run_dir, main, grace_s=settings.grace_s)
+    port = free_port()
+    main = _spawn([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
+                   "--master-bind-port", str(port), "--expect-workers", str(settings.workers),
+                   "--expect-workers-max-wait", "60", "--logfile", str(logs / "locust-master.log"),
+                   *settings.user_classes], env, logs / "locust-master.out")
+    workers = [
+        _spawn([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+                "--logfile", str(logs / f"locust-worker{i}.log"), *settings.user_classes],
+               env, logs / f"locust-worker{i}.out")
+        for i in range(settings.workers)
+    ]
+    return LoadHandle(run_dir, main, workers, grace_s=settings.grace_s)
+
+
+def _spawn(cmd: list[str], env: dict[str, str], out: Path) -> subprocess.Popen:
+    with out.open("ab") as fh:
+        # own session: a Ctrl-C in the terminal reaches peakready, which stops Locust cleanly
+        return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def run_load(settings: LoadSettings, run_dir: Path | str) -> int:
+    """Blocking: validate, run the whole profile, finalise run.json. 0 when the load ran
+    to the end, 1 when Locust failed, was interrupted, or overran its time."""
+    run_dir = Path(run_dir)
+    handle = start_load(settings, run_dir)
+    profile_s = json.loads((run_dir / SETTINGS_JSON).read_text())["duration_s"]
+    status = "completed"
+    try:
+        rc = handle.wait(timeout=profile_s + 90 + 5 * settings.workers)
+        if rc is None:
+            status = "failed"
+            rc = handle.stop()
+            runfolder.update_run_json(run_dir, abort_reason="load overran the profile by 90 s")
+    except KeyboardInterrupt:
+        status = "interrupted"
+        rc = handle.stop()
+    if status == "completed" and rc != 0:
+        status = "failed"
+    runfolder.update_run_json(run_dir, status=status, ended_at=time.time())
+    return 0 if status == "completed" else 1
