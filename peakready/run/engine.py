@@ -123,14 +123,14 @@ def _read_live(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def _load_settings(spec: dict[str, Any], target: Target) -> Any:
+def _load_settings(spec: dict[str, Any], host: str) -> Any:
     from dataclasses import fields as dc_fields
 
     from peakready.load import LoadSettings
 
     load = dict(spec.get("load") or {})
     wanted = {
-        "host": target.storefront_url,
+        "host": host,
         "profile": load.get("profile"),
         "profile_path": load.get("profile"),
         "scale": load.get("scale", 1.0),
@@ -293,6 +293,8 @@ def wind_down(state: RunState, load: Any, view: LiveView, grace_s: float,
     if load.poll() is None:
         view.say("stopping the load")
         load.stop()
+    else:
+        load.wait(30)  # reap the workers, record the load's exit in run.json
     for r in running:
         if r.process.wait(grace_s) is None:
             view.say(f"fault {r.fault.name} did not end {grace_s:.0f} s after the interrupt: killed")
@@ -378,19 +380,21 @@ def execute(opts: RunOptions) -> int:
 
 def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view: LiveView,
          plan_dir: Path, state_box: list, signals: _Signals) -> int:
+    from peakready.load import resolve as resolve_load
     from peakready.load import start_load
 
-    settings = _load_settings(spec, target)
+    settings = _load_settings(spec, target.storefront_url)
+    expected = float(resolve_load(settings).duration_s)
     resolved = json.loads(json.dumps(spec, default=str))
     resolved.setdefault("target", {})["storefront_url"] = target.storefront_url
     run_dir = runfolder.create(opts.reports_dir, label=str(spec.get("name") or "run"))
-    (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(resolved, sort_keys=False))
     runfolder.update_run_json(run_dir, target=target.describe(), plan=str(opts.plan_path),
                               command="run")
     view.say(f"run folder {run_dir}")
 
-    expected = _expected_duration(spec)
     load = start_load(settings, run_dir)
+    # after start_load, which writes its own load-only plan.yaml: the whole resolved plan
+    (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(resolved, sort_keys=False))
     state = RunState(run_dir=run_dir, load_started_at=time.time())
     state_box[0] = state
     runfolder.update_run_json(run_dir, load_started_at=state.load_started_at)
@@ -427,19 +431,6 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     target.stop()
     view.say("target stopped" if target.kind == "sandbox" else "collection done")
     return _analyze(opts, run_dir, state, view)
-
-
-def _expected_duration(spec: dict[str, Any]) -> float | None:
-    load = spec.get("load") or {}
-    if load.get("duration_s"):
-        return float(load["duration_s"])
-    try:
-        from peakready.profiles import load_profile
-
-        profile = load_profile(load["profile"]).scaled(float(load.get("scale", 1.0)))
-        return float(profile.compressed(float(load.get("speed", 1.0))).duration_s)
-    except Exception:  # noqa: BLE001 - only the view and the loop's bound use it
-        return None
 
 
 def _fault_summary(r: RunningFault) -> dict[str, Any]:
