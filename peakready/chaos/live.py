@@ -15,7 +15,7 @@ from typing import Any
 
 logger = logging.getLogger("chaostoolkit")
 
-__all__ = ["judge", "slo", "slo_met"]
+__all__ = ["judge", "read_status", "slo"]
 
 
 def judge(
@@ -69,7 +69,7 @@ def slo(
 ) -> dict[str, Any]:
     """Probe: the trailing-window SLO as a dict, so the journal keeps the numbers.
 
-    Pair it with the tolerance probe ``slo_met`` (``ok`` must be true).
+    Pair it with the tolerance probe ``peakready.chaos.tolerance.ok``.
     """
     result = judge(
         read_status(live_status), time.time(), window=str(window),
@@ -79,7 +79,3 @@ def slo(
     logger.info(f"live SLO ({live_status}): {result['reason']}")
     return result
 
-
-def slo_met(value: dict[str, Any] | None = None) -> bool:
-    """Tolerance probe for ``slo``: Chaos Toolkit passes the probe's output as ``value``."""
-    return bool(value and value.get("ok") is True)
