@@ -52,6 +52,7 @@ class ControlPlane:
         self._alarm_low = f"TargetTracking-{names.ASG}-AlarmLow-{uuid.uuid4()}"
         self._last_scale = {"out": 0.0, "in": 0.0, "out_to": 0}
         self._tick_cpu_s: list[float] = []
+        self._prev: dict[str, dict] = {"db": {}, "cache": {}}
         self.target_value = names.TARGET_REQUESTS_PER_TARGET_PER_S * timing.metric_period_s
 
     @staticmethod
@@ -185,12 +186,14 @@ class ControlPlane:
                                     self.resources.target_group_dim)
         datums += publish.asg_datums(self.web.counts())
         datums += publish.ec2_datums(self.stack.instances())
-        datums += publish.rds_datums(_nodes(self.stack.db_stats()))
-        datums += publish.cache_datums(_nodes(self.stack.cache_stats()))
+        db, cache = _nodes(self.stack.db_stats()), _nodes(self.stack.cache_stats())
+        datums += publish.rds_datums(db, self._prev["db"], period)
+        datums += publish.cache_datums(cache, self._prev["cache"])
+        self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache}}
         for namespace, datum in datums:
             self.store.put(namespace, datum, ts)
         self.evaluate_alarms(boundary)
-        self.track_target(boundary, int((lb.get("lb") or {}).get("healthy", 0)))
+        self.track_target(boundary, publish.healthy_hosts(lb)[0])
 
     def evaluate_alarms(self, now: float) -> list[tuple[str, str, str]]:
         """Decide every metric alarm on its datapoints; record the transitions."""
@@ -257,9 +260,9 @@ class ControlPlane:
 def _nodes(stats) -> list[dict]:
     """db_stats()/cache_stats() as a list of per-node dicts with a "name"."""
     if isinstance(stats, dict):
-        nodes = stats.get("nodes")
-        if nodes is None:
-            nodes = [dict(v, name=k) for k, v in stats.items() if isinstance(v, dict)]
+        nodes = stats.get("nodes", stats)
+        if isinstance(nodes, dict):
+            return [dict(v, name=k) for k, v in nodes.items() if isinstance(v, dict)]
         return list(nodes)
     return list(stats or [])
 

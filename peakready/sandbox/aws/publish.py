@@ -60,13 +60,18 @@ def _alb_block(stats: Mapping, dims: list[dict]) -> list[Datum]:
     return out
 
 
+def healthy_hosts(stats: Mapping) -> tuple[int, int]:
+    """(healthy, unhealthy) target counts of one ``lb_take_stats()`` snapshot."""
+    lb = stats.get("lb") or {}
+    return int(lb.get("healthy_host_count", 0)), int(lb.get("unhealthy_host_count", 0))
+
+
 def alb_datums(stats: Mapping, lb_dim: str, tg_dim: str) -> list[Datum]:
     """AWS/ApplicationELB from one ``lb_take_stats()`` snapshot."""
     lb = stats.get("lb") or {}
     out = _alb_block(lb, _dims(LoadBalancer=lb_dim))
     out += _alb_block(lb, _dims(TargetGroup=tg_dim, LoadBalancer=lb_dim))
-    healthy = int(lb.get("healthy", 0))
-    unhealthy = int(lb.get("unhealthy", 0))
+    healthy, unhealthy = healthy_hosts(stats)
     both = _dims(TargetGroup=tg_dim, LoadBalancer=lb_dim)
     out.append(_d("AWS/ApplicationELB", "HealthyHostCount", both, "Count", healthy))
     out.append(_d("AWS/ApplicationELB", "UnHealthyHostCount", both, "Count", unhealthy))
@@ -96,49 +101,54 @@ def ec2_datums(instances: Iterable[Mapping]) -> list[Datum]:
     return out
 
 
-# db_stats()/cache_stats() key -> (metric, unit); absent keys are simply not published
-RDS_METRICS = {
-    "connections": ("DatabaseConnections", "Count"),
-    "commits_per_s": ("CommitThroughput", "Count/Second"),
-    "replica_lag_ms": ("AuroraReplicaLag", "Milliseconds"),
-    "replication_lag_s": ("ReplicaLag", "Seconds"),
-    "cpu_percent": ("CPUUtilization", "Percent"),
-    "deadlocks": ("Deadlocks", "Count/Second"),
-}
-CACHE_METRICS = {
-    "connections": ("CurrConnections", "Count"),
-    "hits": ("CacheHits", "Count"),
-    "misses": ("CacheMisses", "Count"),
-    "memory_bytes": ("BytesUsedForCache", "Bytes"),
-    "replication_lag_s": ("ReplicationLag", "Seconds"),
-    "keys": ("CurrItems", "Count"),
-    "evictions": ("Evictions", "Count"),
-}
+def _rate(node: Mapping, prev: Mapping | None, key: str, per: float) -> float | None:
+    """Per-``per`` increase of a cumulative counter; None at the first period or a reset."""
+    if prev is None or node.get(key) is None or prev.get(key) is None:
+        return None
+    delta = float(node[key]) - float(prev[key])
+    return delta / per if delta >= 0 else None
 
 
-def rds_datums(nodes: Iterable[Mapping]) -> list[Datum]:
+def rds_datums(nodes: Iterable[Mapping], prev: Mapping[str, Mapping], period_s: float) -> list[Datum]:
+    """AWS/RDS per instance and per cluster role, from ``db_stats()`` nodes."""
+    nodes = list(nodes)
+    lag_ms = {r["name"]: 1000.0 * float(r.get("replay_lag_s") or 0.0)
+              for n in nodes for r in n.get("replicas") or () if r.get("name")}
     out = []
     for node in nodes:
-        dims = _dims(DBInstanceIdentifier=node["name"])
-        for key, (metric, unit) in RDS_METRICS.items():
-            if node.get(key) is not None:
-                out.append(_d("AWS/RDS", metric, dims, unit, node[key]))
+        values = {
+            ("DatabaseConnections", "Count"): node.get("connections"),
+            ("CommitThroughput", "Count/Second"): _rate(node, prev.get(node["name"]), "commits",
+                                                        period_s),
+            ("RollbackThroughput", "Count/Second"): _rate(node, prev.get(node["name"]),
+                                                          "rollbacks", period_s),
+            ("AuroraReplicaLag", "Milliseconds"): lag_ms.get(node["name"]),
+        }
         role = "WRITER" if node.get("role") == "writer" else "READER"
-        for key, (metric, unit) in RDS_METRICS.items():
-            if node.get(key) is not None:
-                out.append(_d("AWS/RDS", metric,
-                              _dims(DBClusterIdentifier=names.DB_CLUSTER, Role=role), unit,
-                              node[key]))
+        for (metric, unit), value in values.items():
+            if value is None:
+                continue
+            out.append(_d("AWS/RDS", metric, _dims(DBInstanceIdentifier=node["name"]), unit, value))
+            out.append(_d("AWS/RDS", metric, _dims(DBClusterIdentifier=names.DB_CLUSTER, Role=role),
+                          unit, value))
     return out
 
 
-def cache_datums(nodes: Iterable[Mapping]) -> list[Datum]:
+def cache_datums(nodes: Iterable[Mapping], prev: Mapping[str, Mapping]) -> list[Datum]:
+    """AWS/ElastiCache per node, from ``cache_stats()`` nodes."""
     out = []
     for node in nodes:
         dims = _dims(CacheClusterId=node["name"], CacheNodeId="0001")
-        for key, (metric, unit) in CACHE_METRICS.items():
-            if node.get(key) is not None:
-                out.append(_d("AWS/ElastiCache", metric, dims, unit, node[key]))
-        out.append(_d("AWS/ElastiCache", "IsPrimary", dims, "Count",
-                      1.0 if node.get("role") == "primary" else 0.0))
+        before = prev.get(node["name"])
+        values = {
+            ("CurrConnections", "Count"): node.get("connections"),
+            ("BytesUsedForCache", "Bytes"): node.get("memory_bytes"),
+            ("CurrItems", "Count"): node.get("keys"),
+            ("CacheHits", "Count"): _rate(node, before, "hits", 1.0),
+            ("CacheMisses", "Count"): _rate(node, before, "misses", 1.0),
+            ("Evictions", "Count"): _rate(node, before, "evictions", 1.0),
+            ("IsPrimary", "Count"): 1.0 if node.get("role") == "primary" else 0.0,
+        }
+        out += [_d("AWS/ElastiCache", metric, dims, unit, value)
+                for (metric, unit), value in values.items() if value is not None]
     return out

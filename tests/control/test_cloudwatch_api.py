@@ -1,0 +1,81 @@
+"""CloudWatch answers what moto lacks, through a real moto server and stock boto3:
+pNN statistics, alarm evaluation with history, INSUFFICIENT_DATA at creation."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+from moto.server import ThreadedMotoServer
+
+from peakready.sandbox import timing
+from peakready.sandbox.aws import bootstrap, extensions
+from peakready.sandbox.aws.plane import ControlPlane
+
+
+@pytest.fixture()
+def cloudwatch():
+    plane = ControlPlane(stack=None, timing=timing.Timing())
+    extensions.attach(plane)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield plane, bootstrap.client("cloudwatch", f"http://{host}:{port}")
+    finally:
+        server.stop()
+        extensions.detach(plane)
+
+
+def _put_times(cw, times, ts):
+    cw.put_metric_data(Namespace="AWS/ApplicationELB", MetricData=[{
+        "MetricName": "TargetResponseTime", "Timestamp": ts, "Unit": "Seconds",
+        "Dimensions": [{"Name": "LoadBalancer", "Value": "app/lb/1"}], "Values": times}])
+
+
+def test_get_metric_data_and_statistics_serve_percentiles(cloudwatch):
+    _, cw = cloudwatch
+    rng = np.random.default_rng(7)
+    base = (int(time.time()) // 60) * 60 - 120
+    chunks = [list(np.round(rng.exponential(0.08, 150), 6)) for _ in range(2)]
+    for n, chunk in enumerate(chunks):
+        _put_times(cw, chunk, datetime.fromtimestamp(base + 60 * n + 1, UTC))
+    metric = {"Namespace": "AWS/ApplicationELB", "MetricName": "TargetResponseTime",
+              "Dimensions": [{"Name": "LoadBalancer", "Value": "app/lb/1"}]}
+    window = {"StartTime": datetime.fromtimestamp(base, UTC),
+              "EndTime": datetime.fromtimestamp(base + 120, UTC)}
+    got = cw.get_metric_data(ScanBy="TimestampAscending", MetricDataQueries=[
+        {"Id": "p95", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "p95"}},
+        {"Id": "n", "MetricStat": {"Metric": metric, "Period": 60, "Stat": "SampleCount"}},
+    ], **window)["MetricDataResults"]
+    assert got[0]["Values"] == pytest.approx([np.percentile(c, 95) for c in chunks])
+    assert got[1]["Values"] == [150.0, 150.0]
+    stats = cw.get_metric_statistics(Period=120, ExtendedStatistics=["p99"],
+                                     Statistics=["Average"], **metric, **window)["Datapoints"]
+    assert stats[0]["ExtendedStatistics"]["p99"] == pytest.approx(
+        np.percentile(np.concatenate(chunks), 99))
+    assert stats[0]["Average"] == pytest.approx(np.mean(np.concatenate(chunks)))
+
+
+def test_alarm_starts_insufficient_then_transitions_are_in_history(cloudwatch):
+    plane, cw = cloudwatch
+    cw.put_metric_alarm(AlarmName="latency", Namespace="AWS/ApplicationELB",
+                        MetricName="TargetResponseTime", ExtendedStatistic="p95",
+                        Dimensions=[{"Name": "LoadBalancer", "Value": "app/lb/1"}], Period=5,
+                        EvaluationPeriods=2, DatapointsToAlarm=2, Threshold=0.5,
+                        ComparisonOperator="GreaterThanThreshold")
+    state = cw.describe_alarms(AlarmNames=["latency"])["MetricAlarms"][0]["StateValue"]
+    assert state == "INSUFFICIENT_DATA"
+    now = (int(time.time()) // 5) * 5
+    for k in (3, 2):  # two slow periods just before `now`
+        _put_times(cw, [0.9, 1.1, 0.2], datetime.fromtimestamp(now - 5 * k + 1, UTC))
+    assert plane.evaluate_alarms(now - 5) == [("latency", "INSUFFICIENT_DATA", "ALARM")]
+    _put_times(cw, [0.1, 0.1], datetime.fromtimestamp(now - 4, UTC))
+    assert plane.evaluate_alarms(now) == [("latency", "ALARM", "OK")]
+    assert cw.describe_alarms(AlarmNames=["latency"])["MetricAlarms"][0]["StateValue"] == "OK"
+    items = cw.describe_alarm_history(AlarmName="latency", HistoryItemType="StateUpdate")
+    summaries = [i["HistorySummary"] for i in items["AlarmHistoryItems"]]
+    assert summaries == ["Alarm updated from ALARM to OK",
+                         "Alarm updated from INSUFFICIENT_DATA to ALARM"]
