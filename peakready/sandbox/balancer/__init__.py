@@ -1,0 +1,1 @@
+"""The sandbox's ALB: its own process (``python -m peakready.sandbox.balancer``)."""

@@ -1,0 +1,1 @@
+"""The sandbox storefront: one process per instance (``python -m peakready.sandbox.storefront``)."""
