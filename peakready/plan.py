@@ -1,0 +1,451 @@
+"""Run plans: load one YAML file, validate every field, resolve it into what runs.
+
+A ``Plan`` holds the validated, resolved plan as a plain dict (``resolved()``) plus the
+file it came from; nothing is started here. Every problem raises ``BadInput`` with one
+line naming the file and the field (``plans/x.yaml: faults[1].at_s: must be a number >=
+0``). The meaning of ``phases`` and ``checks`` belongs to analysis, whose validators are
+called when present. The format is documented in docs/plans.md.
+
+Resolution: relative paths (locustfile, profile, experiments) are found relative to the
+current directory, else the project folder above ``plans/``, else the plan's folder; a
+fault's experiment configuration is completed from ``target.resources`` (``asg_name`` from
+``autoscaling_group``, ...) so the resolved plan says exactly which resource each fault
+touches.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from peakready.errors import BadInput
+
+__all__ = ["FAULT_RESOURCE_KEYS", "PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
+
+TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
+             "stop_conditions"}
+TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow"}
+RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
+                  "cache_replication_group"}
+LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
+             "workers", "max_users"}
+FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
+
+# Experiment configuration key -> the target resource it names. Faults act on these, so
+# they must be allow-listed; keys filled from target.resources when a fault omits them.
+FAULT_RESOURCE_KEYS = {
+    "asg_name": "autoscaling_group",
+    "db_cluster": "db_cluster",
+    "replication_group": "cache_replication_group",
+}
+# Read-only resources experiments probe (filled the same way, not allow-listed).
+FAULT_PROBE_KEYS = {"target_group": "target_group"}
+
+# Values a user must set in a template; any value containing it is rejected.
+PLACEHOLDER = "CHANGE-ME"
+
+DEFAULTS: dict[str, Any] = {
+    "target": {"kind": "sandbox", "region": "eu-central-1", "storefront_url": None,
+               "resources": {"autoscaling_group": "peakready-web",
+                             "load_balancer": "peakready-alb",
+                             "target_group": "peakready-web-tg",
+                             "db_cluster": "peakready-db",
+                             "cache_replication_group": "peakready-sessions"},
+               "alarms": [], "allow": {"account_ids": [], "resources": [], "tags": {}}},
+    "load": {"locustfile": "scenarios/storefront.py", "user_classes": [],
+             "profile": None, "scale": 1.0, "speed": 1.0, "duration_s": None,
+             "workers": 1, "max_users": 500},
+    "faults": [],
+    "checks": {},
+    "stop_conditions": {"error_rate": None, "alarms": []},
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A validated plan. ``data`` is the resolved dict; use ``resolved()`` for a copy."""
+
+    path: Path
+    data: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.data["name"]
+
+    @property
+    def kind(self) -> str:
+        return self.data["target"]["kind"]
+
+    @property
+    def target(self) -> dict[str, Any]:
+        return self.data["target"]
+
+    @property
+    def faults(self) -> list[dict[str, Any]]:
+        return self.data["faults"]
+
+    @property
+    def duration_s(self) -> float | None:
+        """The load's length after speed and duration (None if the profile is unknown)."""
+        return self.data.get("_duration_s")
+
+    def resolved(self) -> dict[str, Any]:
+        """The plan as it will run, for ``plan.yaml`` in the run folder (no secrets:
+        credentials never live in a plan)."""
+        out = copy.deepcopy(self.data)
+        out.pop("_duration_s", None)
+        return out
+
+    def with_target(self, kind: str) -> Plan:
+        """The same plan against another target kind (``--target``), re-validated."""
+        raw = self.resolved()
+        raw["target"]["kind"] = kind
+        return parse_plan(raw, self.path)
+
+    def touched_resources(self) -> list[tuple[str, str, str]]:
+        """``(fault name, resource kind, resource name)`` for every resource a fault acts on."""
+        out = []
+        for fault in self.faults:
+            config = fault["configuration"]
+            for key, kind in FAULT_RESOURCE_KEYS.items():
+                if config.get(key):
+                    out.append((fault["name"], kind, str(config[key])))
+            if config.get("target_instance"):
+                out.append((fault["name"], "db_instance", str(config["target_instance"])))
+        return out
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read, validate and resolve the plan at ``path``; BadInput names the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"{path}: plan file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise BadInput(f"{path}: not valid YAML{where}: "
+                       f"{getattr(exc, 'problem', None) or exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read: {exc}") from None
+    return parse_plan(raw, path)
+
+
+def parse_plan(raw: Any, path: str | Path = "plan.yaml") -> Plan:
+    """Validate and resolve an already parsed plan (pure apart from reading the files it
+    names: profile, locustfile, experiments)."""
+    path = Path(path)
+    v = _Validator(path)
+    if not isinstance(raw, dict):
+        v.fail("", "must be a mapping (name, target, load, faults, checks, stop_conditions)")
+    v.unknown("", raw, TOP_LEVEL)
+    data: dict[str, Any] = {
+        "name": v.text("name", raw.get("name", path.stem)),
+        "description": v.text("description", raw.get("description", ""), empty=True),
+    }
+    data["target"] = _target(v, raw.get("target"))
+    data["load"], duration = _load(v, raw.get("load"))
+    data["phases"] = _phases(v, raw.get("phases"), duration)
+    data["faults"] = _faults(v, raw.get("faults"), data["target"], duration)
+    data["checks"] = _checks(v, raw.get("checks"))
+    data["stop_conditions"] = _stop_conditions(v, raw.get("stop_conditions"))
+    v.no_placeholders(data)
+    data["_duration_s"] = duration
+    return Plan(path, data)
+
+
+# --- field validation -------------------------------------------------------------------
+
+class _Validator:
+    def __init__(self, path: Path):
+        self.path = path
+        self.bases = _bases(path)
+
+    def fail(self, field: str, message: str) -> None:
+        where = f"{field}: " if field else ""
+        raise BadInput(f"{self.path}: {where}{message}")
+
+    def mapping(self, field: str, value: Any, default: dict | None = None) -> dict:
+        if value is None:
+            return dict(default or {})
+        if not isinstance(value, dict):
+            self.fail(field, "must be a mapping")
+        return value
+
+    def unknown(self, field: str, value: dict, known: set[str]) -> None:
+        extra = sorted(set(map(str, value)) - known)
+        if extra:
+            prefix = f"{field}." if field else ""
+            self.fail(f"{prefix}{extra[0]}", f"unknown field (known: {', '.join(sorted(known))})")
+
+    def text(self, field: str, value: Any, empty: bool = False) -> str:
+        if not isinstance(value, str) or (not empty and not value.strip()):
+            self.fail(field, "must be a non-empty string" if not empty else "must be a string")
+        return value
+
+    def number(self, field: str, value: Any, minimum: float = 0.0, strict: bool = False,
+               maximum: float | None = None) -> float:
+        ok = isinstance(value, int | float) and not isinstance(value, bool) \
+            and math.isfinite(value) and (value > minimum if strict else value >= minimum) \
+            and (maximum is None or value <= maximum)
+        if not ok:
+            rel = ">" if strict else ">="
+            upper = f" and <= {maximum:g}" if maximum is not None else ""
+            self.fail(field, f"must be a number {rel} {minimum:g}{upper}, got {value!r}")
+        return float(value)
+
+    def integer(self, field: str, value: Any, minimum: int = 1) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+            self.fail(field, f"must be an integer >= {minimum}, got {value!r}")
+        return int(value)
+
+    def strings(self, field: str, value: Any) -> list[str]:
+        if value is None:
+            return []
+        if not isinstance(value, list) or not all(isinstance(s, str) and s for s in value):
+            self.fail(field, "must be a list of non-empty strings")
+        return list(value)
+
+    def file(self, field: str, value: Any, suffixes: tuple[str, ...] = ()) -> str:
+        self.text(field, value)
+        if PLACEHOLDER in value:
+            self.fail(field, f"set this value (marked {PLACEHOLDER})")
+        found = _find(value, self.bases)
+        if found is None:
+            self.fail(field, f"file not found: {value}")
+        if suffixes and found.suffix not in suffixes:
+            self.fail(field, f"must be a {' or '.join(suffixes)} file: {value}")
+        return value if Path(value).is_file() else str(found)
+
+    def no_placeholders(self, data: Any, field: str = "") -> None:
+        """Every value a user must set in a template is reported by its field."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                self.no_placeholders(value, f"{field}.{key}" if field else str(key))
+        elif isinstance(data, list):
+            for i, value in enumerate(data):
+                self.no_placeholders(value, f"{field}[{i}]")
+        elif isinstance(data, str) and PLACEHOLDER in data:
+            self.fail(field, f"set this value (marked {PLACEHOLDER}): {data}")
+
+
+def _bases(path: Path) -> list[Path]:
+    here = path.resolve().parent
+    return [Path.cwd(), here.parent, here]
+
+
+def _find(value: str, bases: list[Path]) -> Path | None:
+    candidate = Path(value).expanduser()
+    if candidate.is_absolute():
+        return candidate if candidate.is_file() else None
+    for base in bases:
+        if (base / candidate).is_file():
+            return (base / candidate).resolve()
+    return None
+
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+def _target(v: _Validator, raw: Any) -> dict[str, Any]:
+    raw = v.mapping("target", raw)
+    v.unknown("target", raw, TARGET_KEYS)
+    d = DEFAULTS["target"]
+    kind = raw.get("kind", d["kind"])
+    if kind not in ("sandbox", "aws"):
+        v.fail("target.kind", f"must be sandbox or aws, got {kind!r}")
+    out: dict[str, Any] = {"kind": kind, "region": v.text("target.region",
+                                                           raw.get("region", d["region"]))}
+    url = raw.get("storefront_url")
+    if url is not None and not (isinstance(url, str) and re.match(r"^https?://\S+$", url)
+                                or isinstance(url, str) and PLACEHOLDER in url):
+        v.fail("target.storefront_url", f"must be an http(s) URL, got {url!r}")
+    if kind == "aws" and not url:
+        v.fail("target.storefront_url", "required for an aws target (the public URL)")
+    out["storefront_url"] = url
+
+    resources = v.mapping("target.resources", raw.get("resources"))
+    v.unknown("target.resources", resources, RESOURCE_KINDS)
+    merged = dict(d["resources"]) if kind == "sandbox" else {}
+    for key, value in resources.items():
+        merged[key] = v.text(f"target.resources.{key}", value)
+    out["resources"] = merged
+    out["alarms"] = v.strings("target.alarms", raw.get("alarms"))
+
+    allow = v.mapping("target.allow", raw.get("allow"))
+    v.unknown("target.allow", allow, {"account_ids", "resources", "tags"})
+    ids = allow.get("account_ids") or []
+    if not isinstance(ids, list):
+        v.fail("target.allow.account_ids", "must be a list of 12-digit account ids")
+    accounts = []
+    for i, acc in enumerate(ids):
+        acc = f"{acc:012d}" if isinstance(acc, int) and not isinstance(acc, bool) else acc
+        if not isinstance(acc, str) or not (ACCOUNT_ID.match(acc) or PLACEHOLDER in acc):
+            v.fail(f"target.allow.account_ids[{i}]", f"must be a 12-digit account id, got {acc!r}")
+        accounts.append(acc)
+    if kind == "aws" and not accounts:
+        v.fail("target.allow.account_ids", "required for an aws target: the account(s) "
+                                           "faults may run in")
+    tags = v.mapping("target.allow.tags", allow.get("tags"))
+    for key, value in tags.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            v.fail(f"target.allow.tags.{key}", "tags must map strings to strings")
+    out["allow"] = {"account_ids": accounts,
+                    "resources": v.strings("target.allow.resources", allow.get("resources")),
+                    "tags": dict(tags)}
+    return out
+
+
+def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
+    raw = v.mapping("load", raw)
+    v.unknown("load", raw, LOAD_KEYS)
+    d = DEFAULTS["load"]
+    if raw.get("profile") is None:
+        v.fail("load.profile", "required: a CSV t_s,rps (e.g. scenarios/profiles/flash-sale.csv)")
+    out = {
+        "locustfile": v.file("load.locustfile", raw.get("locustfile", d["locustfile"]), (".py",)),
+        "user_classes": v.strings("load.user_classes", raw.get("user_classes")),
+        "profile": v.file("load.profile", raw["profile"], (".csv",)),
+        "scale": v.number("load.scale", raw.get("scale", d["scale"]), strict=True),
+        "speed": v.number("load.speed", raw.get("speed", d["speed"]), strict=True),
+        "duration_s": None,
+        "workers": v.integer("load.workers", raw.get("workers", d["workers"])),
+        "max_users": v.integer("load.max_users", raw.get("max_users", d["max_users"])),
+    }
+    if raw.get("duration_s") is not None:
+        out["duration_s"] = v.number("load.duration_s", raw["duration_s"], strict=True)
+    from peakready.profiles import load_profile
+
+    try:
+        profile = load_profile(_find(out["profile"], v.bases) or out["profile"])
+    except BadInput as exc:
+        v.fail("load.profile", str(exc))
+    duration = profile.duration_s / out["speed"]
+    if out["duration_s"] is not None:
+        duration = min(duration, out["duration_s"])
+    return out, duration
+
+
+def _phases(v: _Validator, raw: Any, duration: float | None) -> list[dict[str, Any]] | None:
+    if raw is None:
+        return None
+    _external(v, "analysis.phases", raw)
+    if not isinstance(raw, list):
+        v.fail("phases", "must be a list of {name, start_s, end_s}")
+    for i, phase in enumerate(raw):
+        if not isinstance(phase, dict):
+            v.fail(f"phases[{i}]", "must be a mapping with name, start_s, end_s")
+        v.text(f"phases[{i}].name", phase.get("name"))
+        start = v.number(f"phases[{i}].start_s", phase.get("start_s"))
+        end = v.number(f"phases[{i}].end_s", phase.get("end_s"))
+        if end <= start:
+            v.fail(f"phases[{i}].end_s", f"must be after start_s ({start:g})")
+        if duration is not None and start >= duration:
+            v.fail(f"phases[{i}].start_s", f"{start:g} s is after the load ends ({duration:g} s)")
+    return copy.deepcopy(raw)
+
+
+def _faults(v: _Validator, raw: Any, target: dict[str, Any],
+            duration: float | None) -> list[dict[str, Any]]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        v.fail("faults", "must be a list of {name, experiment, at_s, configuration}")
+    out, names = [], set()
+    for i, fault in enumerate(raw):
+        where = f"faults[{i}]"
+        if not isinstance(fault, dict):
+            v.fail(where, "must be a mapping with experiment, at_s and optional name, "
+                          "configuration")
+        v.unknown(where, fault, FAULT_KEYS)
+        if fault.get("experiment") is None:
+            v.fail(f"{where}.experiment", "required: a Chaos Toolkit experiment (JSON)")
+        experiment = v.file(f"{where}.experiment", fault["experiment"], (".json", ".yaml",
+                                                                          ".yml"))
+        declared = _experiment_configuration(v, f"{where}.experiment", experiment)
+        name = v.text(f"{where}.name", fault.get("name", Path(experiment).stem))
+        if name in names:
+            v.fail(f"{where}.name", f"duplicate fault name {name!r}")
+        names.add(name)
+        if fault.get("at_s") is None:
+            v.fail(f"{where}.at_s", "required: seconds after the load starts")
+        at_s = v.number(f"{where}.at_s", fault["at_s"])
+        if duration is not None and at_s >= duration:
+            v.fail(f"{where}.at_s", f"{at_s:g} s is after the load ends ({duration:g} s)")
+        config = dict(v.mapping(f"{where}.configuration", fault.get("configuration")))
+        for key in config:
+            if key not in declared:
+                v.fail(f"{where}.configuration.{key}",
+                       f"not a configuration variable of {experiment} "
+                       f"(it has: {', '.join(sorted(declared))})")
+        for key, kind in {**FAULT_RESOURCE_KEYS, **FAULT_PROBE_KEYS}.items():
+            if key in declared and key not in config and target["resources"].get(kind):
+                config[key] = target["resources"][kind]
+        out.append({"name": name, "experiment": experiment, "at_s": at_s,
+                    "configuration": config})
+    return out
+
+
+def _experiment_configuration(v: _Validator, field: str, experiment: str) -> set[str]:
+    path = _find(experiment, v.bases)
+    try:
+        text = path.read_text()
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        v.fail(field, f"{experiment} is not valid {path.suffix[1:].upper()}: {exc}")
+    if not isinstance(doc, dict) or not isinstance(doc.get("method"), list):
+        v.fail(field, f"{experiment} is not a Chaos Toolkit experiment (no method list)")
+    config = doc.get("configuration") or {}
+    return set(config) if isinstance(config, dict) else set()
+
+
+def _checks(v: _Validator, raw: Any) -> dict[str, Any]:
+    raw = v.mapping("checks", raw)
+    _external(v, "analysis.checks", raw)
+    return copy.deepcopy(raw)
+
+
+def _stop_conditions(v: _Validator, raw: Any) -> dict[str, Any]:
+    raw = v.mapping("stop_conditions", raw)
+    v.unknown("stop_conditions", raw, {"error_rate", "alarms"})
+    out: dict[str, Any] = {"error_rate": None,
+                           "alarms": v.strings("stop_conditions.alarms", raw.get("alarms"))}
+    rate = raw.get("error_rate")
+    if rate is not None:
+        rate = v.mapping("stop_conditions.error_rate", rate)
+        v.unknown("stop_conditions.error_rate", rate, {"max", "for_s"})
+        out["error_rate"] = {
+            "max": v.number("stop_conditions.error_rate.max", rate.get("max"), strict=True,
+                            maximum=1.0),
+            "for_s": v.number("stop_conditions.error_rate.for_s", rate.get("for_s", 10.0),
+                              strict=True),
+        }
+    return out
+
+
+def _external(v: _Validator, module: str, value: Any) -> None:
+    """Run analysis's own validator (``validate(value) -> list[str]``) when it exists."""
+    validate = _validator(module)
+    if validate is None:
+        return
+    errors = validate(value)
+    if errors:
+        v.fail("", errors[0])
+
+
+def _validator(module: str) -> Callable[[Any], list[str]] | None:
+    import importlib
+
+    try:
+        return getattr(importlib.import_module(module), "validate", None)
+    except ImportError:
+        return None
