@@ -248,8 +248,23 @@ def result(name: str, check: str, verdict: str, reason: str, *, measured: Any = 
            figure: str | None = TIMELINE_FIG) -> dict[str, Any]:
     return {"name": name, "check": check, "verdict": verdict, "reason": reason,
             "measured": _clean(measured), "threshold": threshold, "comparison": comparison,
-            "unit": unit, "window": window, "evidence": _clean(evidence or {}),
-            "figure": figure}
+            "unit": unit, "measured_text": display(measured, unit),
+            "threshold_text": "" if threshold is None else
+            f"{comparison} {display(threshold, unit)}",
+            "window": window, "evidence": _clean(evidence or {}), "figure": figure}
+
+
+def display(value: Any, unit: str) -> str:
+    """How a person reads the number: ratios as percentages, others with their unit."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "–"
+    if unit == "ratio":
+        return f"{float(value):.2%}"
+    if isinstance(value, float | np.floating):
+        text = f"{float(value):.1f}" if abs(value) >= 1 else f"{float(value):.3g}"
+    else:
+        text = str(value)
+    return f"{text} {unit}".strip()
 
 
 def _clean(value: Any) -> Any:
@@ -358,7 +373,7 @@ def error_rate(ctx: Context, item: dict[str, Any]) -> list[dict[str, Any]]:
             if len(part) < min_requests:
                 out.append(result(name, "error_rate", SKIPPED,
                                   f"{len(part)} requests in the window: no evidence",
-                                  threshold=limit, window=_win(window)))
+                                  threshold=limit, unit="ratio", window=_win(window)))
                 continue
             errors = int((~part["ok"]).sum())
             rate = errors / len(part)
@@ -368,7 +383,7 @@ def error_rate(ctx: Context, item: dict[str, Any]) -> list[dict[str, Any]]:
                 name, "error_rate", verdict,
                 f"{errors}/{len(part)} failed = {rate:.2%} "
                 f"{'<=' if verdict == PASS else '>'} {limit:.2%}",
-                measured=rate, threshold=limit, window=_win(window),
+                measured=rate, threshold=limit, unit="ratio", window=_win(window),
                 evidence={"requests": len(part), "errors": errors, "top_errors": top}))
     return out
 
@@ -446,7 +461,8 @@ def _slug(name: str) -> str:
 
 
 def _speed(ctx: Context) -> float:
-    speed = (ctx.run.plan.get("load") or {}).get("speed") or 1.0
+    speed = ((ctx.run.plan.get("load") or {}).get("speed") or ctx.run.settings.get("speed")
+             or 1.0)
     return float(speed) if _num(speed) and speed > 0 else 1.0
 
 
@@ -488,7 +504,7 @@ def error_budget(ctx: Context, cfg: dict[str, Any],
             failed.append(f"budget used {budget:.3%} > {max_budget:.3%}")
         verdict = FAIL if failed else PASS
         measured, threshold, unit = (burn, max_burn, "x") if max_burn is not None else (
-            budget, max_budget, "")
+            budget, max_budget, "ratio")
         reason = "; ".join(failed) if failed else (
             f"burn rate {burn:.1f}x, {budget:.4%} of the {cfg['period_days']:g}-day budget used")
         out.append(result(f"error budget {fault.name}", "error_budget", verdict, reason,
@@ -769,7 +785,7 @@ def session_survival(ctx: Context, required: bool | float) -> list[dict[str, Any
     if cache.empty:
         return [result("session survival", "integrity", SKIPPED,
                        "no cache failover in this run: session survival not exercised",
-                       threshold=need, comparison=">=")]
+                       threshold=need, comparison=">=", unit="ratio")]
     out = []
     for fault in cache.itertuples():
         before = ctx.samples({"start_s": max(0.0, fault.start_s - 30.0),
@@ -783,7 +799,7 @@ def session_survival(ctx: Context, required: bool | float) -> list[dict[str, Any
         window = {"name": f"fault:{fault.name}", "start_s": fault.start_s, "end_s": fault.end_s}
         if not active:
             out.append(result(name, "integrity", SKIPPED, "no user was active in the 30 s before "
-                              "the cache failover", threshold=need, comparison=">=",
+                              "the cache failover", threshold=need, comparison=">=", unit="ratio",
                               window=_win(window)))
             continue
         survival = 1.0 - len(lost_active) / len(active)
@@ -791,7 +807,7 @@ def session_survival(ctx: Context, required: bool | float) -> list[dict[str, Any
         out.append(result(name, "integrity", verdict,
                           f"{len(active) - len(lost_active)} of {len(active)} active sessions "
                           f"survived ({survival:.1%} {'>=' if verdict == PASS else '<'} "
-                          f"{need:.1%})", measured=survival, threshold=need, comparison=">=",
+                          f"{need:.1%})", measured=survival, threshold=need, comparison=">=", unit="ratio",
                           window=_win(window),
                           evidence={"active_users": len(active), "lost": len(lost_active),
                                     "lost_requests": int(lost_mask.sum()),

@@ -74,6 +74,8 @@ def profile_points(run: Run) -> np.ndarray | None:
             break
     if raw is None:
         return None
+    if isinstance(raw, dict) and "t_s" in raw and "rps" in raw:  # columns, as load writes it
+        raw = [{"t_s": t, "rps": r} for t, r in zip(raw["t_s"], raw["rps"], strict=False)]
     try:
         rows = [(float(p["t_s"]), float(p["rps"])) if isinstance(p, dict) else
                 (float(p[0]), float(p[1])) for p in raw]

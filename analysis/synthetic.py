@@ -252,7 +252,9 @@ def write_run(run_dir: Path | str, spec: Spec | None = None) -> Path:
         "load_started_at": spec.t0, "versions": {"synthetic": "1"}})
     (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(plan_for(spec), sort_keys=False))
     (run_dir / "settings.json").write_text(json.dumps(
-        {"profile": [list(p) for p in spec.profile], "workers": 2, "started_at": spec.t0}))
+        {"profile_points": {"t_s": [float(p[0]) for p in spec.profile],
+                            "rps": [float(p[1]) for p in spec.profile]},
+         "duration_s": duration, "workers": 2, "speed": 1.0}))
     _write_orders(run_dir, spec, samples)
     events = make_events(spec)
     if len(events):

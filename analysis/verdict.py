@@ -1,0 +1,196 @@
+"""``analyze``: run folder in, verdict.json / report.html / summary.md / junit.xml /
+figures out. The one place that touches the file system for outputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from analysis import checks as checks_mod
+from analysis import figures, regression, report, stats
+from analysis import phases as phases_mod
+from analysis.load import Run, is_run_folder, load_run
+from peakready import runfolder
+from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_PASSED, BadInput
+
+SCHEMA = "peakready.verdict/1"
+
+
+def require_run_folder(run_dir: Path | str, what: str = "RUN_DIR") -> Path:
+    path = Path(run_dir)
+    if not is_run_folder(path):
+        raise BadInput(f"{what} {path}: not a run folder (no run.json and no samples/)")
+    return path
+
+
+def plan_errors(plan: dict[str, Any]) -> list[str]:
+    return phases_mod.validate(plan.get("phases")) + checks_mod.validate(plan.get("checks"))
+
+
+def analyze(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict[str, Any]:
+    """Build and write every output; return the verdict dict (``exit_code`` inside)."""
+    started = time.perf_counter()
+    path = require_run_folder(run_dir)
+    base_path = require_run_folder(baseline_dir, "--baseline") if baseline_dir else None
+    run = load_run(path)
+    errors = plan_errors(run.plan)
+    if errors:
+        raise BadInput(f"{path / runfolder.PLAN_YAML}: {errors[0]}"
+                       + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
+    ctx = checks_mod.context(run)
+    plan_checks = run.plan.get("checks")
+    results = checks_mod.evaluate(ctx, plan_checks)
+    comparison = None
+    if base_path is not None:
+        base = load_run(base_path)
+        comparison = regression.compare(base, run, (plan_checks or {}).get("regression"))
+        results.append(regression.as_check(comparison))
+    table = stats.per_window(run.samples, phases_mod.windows(run, ctx.phases, ctx.faults),
+                             run.t0, ctx.profile)
+    images = draw(run, ctx, results, comparison)
+    verdict = build(run, ctx, results, table, comparison, sorted(images))
+    verdict["analysis_seconds"] = round(time.perf_counter() - started, 3)
+    write_outputs(path, verdict, images)
+    return verdict
+
+
+def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
+         comparison: dict[str, Any] | None) -> dict[str, bytes]:
+    width = stats.bin_width(max(run.duration_s, 1.0))
+    ts = stats.timeseries(run.samples, run.t0, width, ctx.profile, run.duration_s)
+    slo = _slo_lines(run.plan.get("checks") or {})
+    max_err = _max_error_rate(run.plan.get("checks") or {})
+    args = (ts, ctx.phases, ctx.faults, run.events, run.metrics, run.t0, slo, max_err)
+    images = {checks_mod.TIMELINE_FIG: figures.timeline(*args)}
+    by_fault = {r["evidence"].get("fault"): r for r in results if r["check"] == "recovery"}
+    for fault in ctx.faults.itertuples():
+        rec = by_fault.get(fault.name)
+        after = (rec or {}).get("measured")
+        end = fault.start_s + max(after or 0.0, fault.end_s - fault.start_s)
+        lo, hi = max(0.0, fault.start_s - 20.0), min(run.duration_s, end + 30.0)
+        fine = stats.timeseries(run.samples, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
+                                run.duration_s)
+        marks = [(fault.start_s + after, f" recovered +{after:g} s")] if after else []
+        images[f"figures/fault-{checks_mod._slug(fault.name)}.png"] = figures.timeline(
+            fine, ctx.phases, ctx.faults, run.events, run.metrics, run.t0, slo, max_err,
+            xlim=(lo, hi), title=f"Fault {fault.name} ({fault.kind}, window from "
+            f"{fault.source})", marks=marks)
+    if comparison is not None and any(i["ci_low"] is not None for i in comparison["items"]):
+        images["figures/regression.png"] = figures.regression_chart(comparison)
+    return images
+
+
+def _slo_lines(plan_checks: dict[str, Any]) -> list[tuple[str, float]]:
+    lines = {(f"p{float(c['percentile']):g}", float(c["max_ms"]))
+             for c in plan_checks.get("latency") or [] if c.get("endpoint", "*") == "*"}
+    if plan_checks.get("recovery"):
+        lines.add(("p95 recovery", float(plan_checks["recovery"]["p95_ms"])))
+    return sorted(lines, key=lambda x: x[1])
+
+
+def _max_error_rate(plan_checks: dict[str, Any]) -> float | None:
+    limits = [float(c["max"]) for c in plan_checks.get("error_rate") or []
+              if c.get("endpoint", "*") == "*"]
+    return min(limits) if limits else None
+
+
+def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], table: pd.DataFrame,
+          comparison: dict[str, Any] | None, figure_names: list[str]) -> dict[str, Any]:
+    """The versioned, machine-readable verdict (verdict.json)."""
+    counts = {k: sum(r["verdict"] == k for r in results)
+              for k in ("pass", "fail", "skipped", "inconclusive")}
+    failed = [r for r in results if r["verdict"] == "fail"]
+    status = run.status
+    if status == "aborted":
+        word, code = "aborted", EXIT_ABORTED
+    elif failed:
+        word, code = "fail", EXIT_CHECK_FAILED
+    elif status != "completed":
+        word, code = "incomplete", EXIT_CHECK_FAILED
+    else:
+        word, code = "pass", EXIT_PASSED
+    return {
+        "schema": SCHEMA,
+        "run_id": run.meta.get("run_id") or run.run_dir.name,
+        "plan_name": run.plan.get("name"),
+        "status": status,
+        "incomplete": run.incomplete,
+        "problems": run.problems,
+        "verdict": word,
+        "exit_code": code,
+        "headline": _headline(word, results, failed, run),
+        "summary": {"checks": len(results), "passed": counts["pass"], "failed": counts["fail"],
+                    "skipped": counts["skipped"], "inconclusive": counts["inconclusive"]},
+        "started": datetime.fromtimestamp(run.t0, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        "t0": run.t0,
+        "duration_s": round(run.duration_s, 3),
+        "requests": int(len(run.samples)),
+        "phase_source": str(ctx.phases["source"].iloc[0]) if len(ctx.phases) else "none",
+        "phases": checks_mod._clean(ctx.phases.to_dict("records")),
+        "faults": _fault_rows(ctx.faults, results),
+        "checks": results,
+        "table": checks_mod._clean(table.to_dict("records")),
+        "regression": comparison and checks_mod._clean(comparison),
+        "figures": figure_names,
+        "versions": run.meta.get("versions") or {},
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _headline(word: str, results: list[dict[str, Any]], failed: list[dict[str, Any]],
+              run: Run) -> str:
+    if word == "aborted":
+        return f"Aborted by a stop condition: {run.meta.get('abort_reason') or 'no reason given'}."
+    if failed:
+        first = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:3])
+        more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
+        return f"Not ready: {len(failed)} of {len(results)} checks failed: {first}{more}."
+    if word == "incomplete":
+        return f"Incomplete run ({run.status}): no check failed on the data there is, " \
+               "but it does not prove readiness."
+    skipped = sum(r["verdict"] == "skipped" for r in results)
+    return f"Ready: all {len(results) - skipped} evaluated checks passed" + (
+        f" ({skipped} skipped for lack of evidence)." if skipped else ".")
+
+
+def _fault_rows(faults: pd.DataFrame, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for fault in faults.to_dict("records"):
+        rec = next((r for r in results if r["check"] == "recovery"
+                    and r["evidence"].get("fault") == fault["name"]), None)
+        ttd = next((r for r in results if r["check"] == "time_to_detect"
+                    and r["name"].endswith(f" {fault['name']}")), None)
+        fault["recovery"] = rec and (f"{rec['measured']:g} s ({rec['verdict']})"
+                                     if rec["measured"] is not None else rec["reason"])
+        fault["time_to_detect"] = ttd and (f"{ttd['measured']:.1f} s ({ttd['verdict']})"
+                                           if ttd["measured"] is not None else ttd["reason"])
+        fault["figure"] = f"figures/fault-{checks_mod._slug(fault['name'])}.png"
+        rows.append(checks_mod._clean(fault))
+    return rows
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+    os.replace(tmp, path)
+
+
+def write_outputs(run_dir: Path, verdict: dict[str, Any], images: dict[str, bytes]) -> None:
+    fig_dir = run_dir / runfolder.FIGURES_DIR
+    fig_dir.mkdir(exist_ok=True)
+    for stale in fig_dir.glob("*.png"):
+        if f"figures/{stale.name}" not in images:
+            stale.unlink()
+    for name, data in images.items():
+        _write(run_dir / name, data)
+    _write(run_dir / "verdict.json", json.dumps(verdict, indent=2, default=str,
+                                                allow_nan=False))
+    _write(run_dir / "report.html", report.html(verdict, images))
+    _write(run_dir / "summary.md", report.summary_md(verdict))
+    _write(run_dir / "junit.xml", report.junit_xml(verdict))

@@ -1,0 +1,61 @@
+"""``peakready compare BASE_RUN RUN``: baseline regression only."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "compare",
+        help="is RUN's latency or error rate really worse than BASE_RUN's?",
+        description="Per endpoint: change in p50/p95/p99 and error rate with a block-bootstrap "
+        "confidence interval, a practical margin and Holm correction; verdict pass / "
+        "regression / inconclusive. Writes RUN/compare.json. Exit codes: 0 pass or "
+        "inconclusive, 1 regression, 2 not a run folder.",
+    )
+    p.add_argument("base", type=Path, metavar="BASE_RUN", help="the baseline run folder")
+    p.add_argument("run", type=Path, metavar="RUN", help="the run folder to judge")
+    p.add_argument("--margin", type=float, help="practical margin for latency (default: the "
+                   "plan's checks.regression.margin, else 0.10)")
+    p.add_argument("--confidence", type=float, help="default: plan's, else 0.98")
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    import json
+
+    from analysis import checks, load_run, regression
+    from analysis.verdict import require_run_folder
+    from peakready.errors import EXIT_CHECK_FAILED, EXIT_PASSED, BadInput
+
+    require_run_folder(args.base, "BASE_RUN")
+    require_run_folder(args.run, "RUN")
+    run = load_run(args.run)
+    cfg = dict(((run.plan.get("checks") or {}).get("regression")) or {})
+    if args.margin is not None:
+        cfg["margin"] = args.margin
+    if args.confidence is not None:
+        cfg["confidence"] = args.confidence
+    errors = checks.validate({"regression": cfg})
+    if errors:
+        raise BadInput(errors[0].replace("checks.regression.", "--"))
+    comparison = regression.compare(load_run(args.base), run, cfg)
+    (args.run / "compare.json").write_text(json.dumps(checks._clean(comparison), indent=2))
+    if args.json:
+        print(json.dumps(checks._clean(comparison), indent=2))
+    else:
+        print(f"{comparison['verdict'].upper()} vs {comparison['baseline']} "
+              f"(margin +{comparison['margin']:.0%}, {comparison['confidence']:.0%} confidence, "
+              "Holm-corrected)")
+        for item in comparison["items"]:
+            if item["verdict"] == "pass":
+                continue
+            change = f"{item['change']:+.1%}" if item["relative"] else \
+                f"{item['change'] * 100:+.2f} pts"
+            ci = (f" [{item['ci_low']:+.1%}, {item['ci_high']:+.1%}]"
+                  if item["ci_low"] is not None and item["relative"] else "")
+            print(f"  {item['verdict']:<12} {item['endpoint']} {item['metric']}: {change}{ci}")
+    return EXIT_CHECK_FAILED if comparison["verdict"] == "regression" else EXIT_PASSED
