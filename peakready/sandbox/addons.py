@@ -11,4 +11,6 @@ from __future__ import annotations
 
 
 def addons(stack, timing, state_dir) -> list:
-    return []
+    from peakready.sandbox.aws.plane import ControlPlane  # moto loads only in the daemon
+
+    return [ControlPlane(stack, timing, state_dir)]

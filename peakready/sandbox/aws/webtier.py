@@ -115,7 +115,7 @@ class WebTier:
             tracked.in_service_at = now
             self.activities.finish(tracked.activity)
             return
-        if target == "unhealthy":
+        if target == "unhealthy" and state.lifecycle_state == "InService":
             tracked.unhealthy_since = tracked.unhealthy_since or now
         else:
             tracked.unhealthy_since = None
@@ -143,15 +143,18 @@ class WebTier:
         if how["graceful"]:
             # ALB drains the target first; the VM is terminated after the delay.
             timer = threading.Timer(self.timing.deregistration_delay_s, self._kill,
-                                    args=(instance_id, activity))
+                                    args=(instance_id, activity, True))
             timer.daemon = True
             self._timers.append(timer)
             timer.start()
         else:
             self._kill(instance_id, activity)
 
-    def _kill(self, instance_id: str, activity: str) -> None:
-        self.stack.kill_instance(instance_id)
+    def _kill(self, instance_id: str, activity: str, graceful: bool = False) -> None:
+        if graceful:
+            self.stack.terminate_instance(instance_id)  # SIGTERM after draining
+        else:
+            self.stack.kill_instance(instance_id)
         self.activities.finish(activity)
         with LOCK:
             self.terminations.pop(instance_id, None)
