@@ -166,3 +166,29 @@ def arrival_times(profile: Profile, worker: int = 0, workers: int = 1) -> Iterat
         x = 2 * need / denom if denom > 0 else 0.0
         yield float(t[i] + min(max(x, 0.0), dt))
         k += workers
+
+
+def from_request_counts(counts: pd.DataFrame, start: float, end: float,
+                        period_s: int) -> Profile:
+    """A profile from per-period ``RequestCount`` sums (columns ``ts``, ``value``).
+
+    Periods without a datapoint had no requests (the ALB publishes nothing then), so they
+    are filled with 0. Each period's rate is placed at the period's start, and the curve
+    ends at ``end`` holding the last rate.
+    """
+    if period_s <= 0:
+        raise BadInput(f"period must be a positive number of seconds, got {period_s}")
+    if end <= start:
+        raise BadInput("the import window must end after it starts")
+    grid = np.arange(start, end, period_s, dtype="float64")
+    sums = (counts.assign(ts=lambda f: f["ts"].astype("float64"))
+            .groupby("ts")["value"].sum()
+            .reindex(grid, fill_value=0.0))
+    if sums.sum() <= 0:
+        raise BadInput("no RequestCount datapoints in the import window "
+                       "(check the load balancer name, region and time range)")
+    points = (pd.DataFrame({"t_s": grid - start, "rps": sums.to_numpy() / period_s})
+              .pipe(lambda f: pd.concat(
+                  [f, pd.DataFrame({"t_s": [end - start], "rps": [f["rps"].iloc[-1]]})],
+                  ignore_index=True)))
+    return _validated(points, f"RequestCount {period_s}s")

@@ -19,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from journeys import load_catalog, next_step, pick_sku  # noqa: E402
 
+import peakready.load.openmodel as openmodel  # noqa: E402
 from peakready.load.openmodel import (  # noqa: E402,F401  (the shape is picked up by Locust)
     ArrivalRateShape,
     ArrivalUser,
@@ -26,6 +27,8 @@ from peakready.load.openmodel import (  # noqa: E402,F401  (the shape is picked 
 )
 
 CATALOG = load_catalog()
+# `locust -f scenarios/storefront.py` with no --traffic-profile replays the demo profile
+openmodel.DEFAULT_PROFILE = str(Path(__file__).resolve().parent / "profiles" / "demo.csv")
 
 
 @events.init_command_line_parser.add_listener
@@ -80,9 +83,8 @@ class Shopper(ArrivalUser):
                 resp.failure(f"login failed: HTTP {resp.status_code}")
 
     def _authed(self, method: str, path: str, **kwargs):
-        """A request that needs the session; a 401 means the session was lost."""
-        resp_cm = self.client.request(method, path, catch_response=True, **kwargs)
-        return resp_cm
+        """A request that needs the session (checked by ``_check_session``)."""
+        return self.client.request(method, path, catch_response=True, **kwargs)
 
     def _add(self) -> None:
         with self._authed("POST", "/api/cart/items", name="/api/cart/items",

@@ -23,6 +23,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, LoadTestShape, events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+from locust.user.task import LOCUST_STATE_WAITING
 
 from peakready import runfolder
 from peakready.load.capture import OrderLog, ShardWriter
@@ -35,6 +36,8 @@ log = logging.getLogger("peakready.load")
 MSG_ASSIGN = "peakready_assign"
 MSG_LIVE = "peakready_live"
 DEFAULT_MAX_USERS = 2000
+# A locustfile may set this so that `locust -f it.py` runs a profile without options.
+DEFAULT_PROFILE: str = ""
 
 
 @dataclass
@@ -80,8 +83,12 @@ def _add_arguments(parser) -> None:
                        help="seconds between sample shard flushes")
 
 
+def profile_path(options) -> str:
+    return getattr(options, "traffic_profile", "") or DEFAULT_PROFILE
+
+
 def resolved_profile(options) -> Profile:
-    profile = load_profile(options.traffic_profile)
+    profile = load_profile(profile_path(options))
     profile = profile.scaled(options.traffic_scale).compressed(options.traffic_speed)
     if options.traffic_duration:
         profile = profile.truncated(options.traffic_duration)
@@ -91,7 +98,7 @@ def resolved_profile(options) -> Profile:
 @events.init.add_listener
 def _on_init(environment, **_kw) -> None:
     options = environment.parsed_options
-    if options is None or not getattr(options, "traffic_profile", ""):
+    if options is None or not profile_path(options):
         return
     runner = environment.runner
     STATE.profile = resolved_profile(options)
@@ -316,6 +323,7 @@ class ArrivalUser(FastHttpUser):
         self._intended_ts = pacer.take(first=first)
 
     def run(self) -> None:
+        self._state = LOCUST_STATE_WAITING  # a graceful stop may end a user waiting here
         self._take_token(first=self._paced_spawn)
         super().run()
 

@@ -124,7 +124,7 @@ def free_port() -> int:
 def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) -> LoadHandle:
     """Validate, write the resolved settings into the run folder, start Locust; returns at
     once. Raises BadInput (and starts nothing) on a bad profile, setting or host."""
-    run_dir = Path(run_dir)
+    run_dir = Path(run_dir).resolve()
     profile = resolve(settings)
     if check:
         check_host(settings.host)
@@ -140,7 +140,7 @@ def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) 
                                                                sort_keys=False))
     runfolder.update_run_json(run_dir, host=settings.host, load_settings=SETTINGS_JSON)
 
-    common = [sys.executable, "-m", "locust", "-f", str(settings.locustfile),
+    common = [sys.executable, "-m", "locust", "-f", str(Path(settings.locustfile).resolve()),
               "--traffic-profile", str(run_dir / PROFILE_CSV), "--run-dir", str(run_dir),
               "--max-users", str(settings.max_users),
               "--shard-seconds", str(settings.shard_seconds), *settings.extra_args]
@@ -149,30 +149,32 @@ def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) 
     report = ["--headless", "--host", settings.host, "--only-summary",
               "--csv", str(run_dir / runfolder.LOCUST_DIR / "stats"), "--csv-full-history",
               "--html", str(run_dir / runfolder.LOCUST_DIR / "report.html"),
-              "--exit-code-on-error", "0"]
+              "--exit-code-on-error", "0", "--stop-timeout", f"{settings.drain_s:g}"]
     if settings.workers == 1:
         main = _spawn([*common, *report, "--logfile", str(logs / "locust.log"),
-                       *settings.user_classes], env, logs / "locust.out")
+                       *settings.user_classes], env, logs / "locust.out", run_dir)
         return LoadHandle(run_dir, main, grace_s=settings.grace_s)
     port = free_port()
     main = _spawn([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
                    "--master-bind-port", str(port), "--expect-workers", str(settings.workers),
                    "--expect-workers-max-wait", "60", "--logfile", str(logs / "locust-master.log"),
-                   *settings.user_classes], env, logs / "locust-master.out")
+                   *settings.user_classes], env, logs / "locust-master.out", run_dir)
     workers = [
         _spawn([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
                 "--logfile", str(logs / f"locust-worker{i}.log"), *settings.user_classes],
-               env, logs / f"locust-worker{i}.out")
+               env, logs / f"locust-worker{i}.out", run_dir)
         for i in range(settings.workers)
     ]
     return LoadHandle(run_dir, main, workers, grace_s=settings.grace_s)
 
 
-def _spawn(cmd: list[str], env: dict[str, str], out: Path) -> subprocess.Popen:
+def _spawn(cmd: list[str], env: dict[str, str], out: Path, cwd: Path) -> subprocess.Popen:
     with out.open("ab") as fh:
         # own session: a Ctrl-C in the terminal reaches peakready, which stops Locust cleanly
+        # cwd: the run folder, so a locust.conf where peakready was started does not mix in
         return subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                cwd=cwd, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
 
 
 def run_load(settings: LoadSettings, run_dir: Path | str) -> int:
@@ -183,7 +185,7 @@ def run_load(settings: LoadSettings, run_dir: Path | str) -> int:
     profile_s = json.loads((run_dir / SETTINGS_JSON).read_text())["duration_s"]
     status = "completed"
     try:
-        rc = handle.wait(timeout=profile_s + 90 + 5 * settings.workers)
+        rc = handle.wait(timeout=profile_s + settings.drain_s + 90 + 5 * settings.workers)
         if rc is None:
             status = "failed"
             rc = handle.stop()

@@ -26,7 +26,9 @@ class LoadSettings:
     ``workers``: 1 runs one Locust process; N >= 2 runs a master and N workers on this
     machine, each worker taking 1/N of the arrivals. ``max_users`` caps the user pool of
     each load process. ``extra_args`` go to every Locust process (e.g. the scenario's
-    ``--shopper-mix normal``); ``extra_env`` is added to their environment.
+    ``--shopper-mix normal``); ``extra_env`` is added to their environment. ``drain_s``:
+    at the end of the profile, requests in flight get this long to complete (Locust's
+    ``--stop-timeout``) so the last seconds of a slow run are recorded too.
     """
 
     host: str
@@ -41,6 +43,7 @@ class LoadSettings:
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_args: list[str] = field(default_factory=list)
     shard_seconds: float = 2.0
+    drain_s: float = 10.0
     grace_s: float = 10.0
 
     def to_json(self) -> dict[str, Any]:
