@@ -152,6 +152,11 @@ class PgCluster:
         with open(primary.data_dir / "pg_hba.conf", "a") as fh:
             fh.write("host replication all 127.0.0.1/32 trust\n"
                      "host all all 127.0.0.1/32 trust\n")
+        # in the file, not on the command line: pg_rewind's single-user crash recovery
+        # must keep WAL too (wal_keep_size), and base backups copy the file to the standby
+        with open(primary.data_dir / "postgresql.conf", "a") as fh:
+            fh.write("\n# peakready sandbox\n")
+            fh.writelines(f"{k} = '{v}'\n" for k, v in SERVER_SETTINGS.items())
         self._launch(primary)
         self._wait_ready(primary)
         self._seed(primary, catalog_rows)
@@ -263,12 +268,14 @@ class PgCluster:
         t0 = time.time()
         node.state = "rejoining"
         method = "pg_rewind"
+        rewind_error = ""
         try:
             try:
                 procs.run([bin_path("pg_rewind"), "-D", str(node.data_dir),
                            f"--source-server={dsn(writer.port, 'postgres')}", "--no-sync"],
                           self.run_as, timeout=120)
-            except RuntimeError:
+            except RuntimeError as exc:
+                rewind_error = str(exc)
                 method = "pg_basebackup"
                 shutil.rmtree(node.data_dir, ignore_errors=True)
                 self._clone(node, writer, standby_signal=False)
@@ -283,6 +290,8 @@ class PgCluster:
             node.state = "running"
             self.last_rejoin = {"node": node.name, "method": method, "ok": True,
                                 "duration_s": round(time.time() - t0, 3)}
+            if rewind_error:
+                self.last_rejoin["rewind_error"] = rewind_error
         except Exception as exc:  # noqa: BLE001 - reported in status, the writer serves alone
             node.state = "failed"
             self.last_rejoin = {"node": node.name, "method": method, "ok": False,
@@ -299,8 +308,6 @@ class PgCluster:
 
     def _launch(self, node: PgNode) -> None:
         cmd = [bin_path("postgres"), "-D", str(node.data_dir), "-p", str(node.port)]
-        for key, value in SERVER_SETTINGS.items():
-            cmd += ["-c", f"{key}={value}"]
         node.proc = self.spawner.spawn(cmd, self.log_dir / f"{node.name}.log", self.run_as)
         node.started_at = time.time()
         node.state = "running"
