@@ -755,11 +755,15 @@ def orders_integrity(ctx: Context) -> dict[str, Any]:
     ids = set(confirmed["order_id"]) | set(checked["order_id"])
     if not ids:
         return result(name, "integrity", SKIPPED, "no confirmed orders in this run", figure=None)
-    missing = checked.loc[~checked["found"].astype(bool), "order_id"].tolist()
+    not_found = checked.loc[~checked["found"].astype(bool)]
+    gone = not_found["status"].astype(int).isin([404, 410])
+    missing = not_found.loc[gone, "order_id"].tolist()
+    unverified = not_found.loc[~gone, "order_id"].tolist()
     unchecked = sorted(set(confirmed["order_id"]) - set(checked["order_id"]))
-    lost = len(missing) + len(unchecked)
+    lost = len(missing) + len(unverified) + len(unchecked)
     evidence = {"confirmed": len(ids), "looked_up": len(checked), "missing": len(missing),
-                "not_looked_up": len(unchecked), "missing_ids": missing[:20],
+                "lookup_failed": len(unverified), "not_looked_up": len(unchecked),
+                "missing_ids": missing[:20], "lookup_failed_ids": unverified[:20],
                 "not_looked_up_ids": unchecked[:20],
                 "lookup_status": checked["status"].astype(str).value_counts().to_dict()}
     if lost:
@@ -767,6 +771,9 @@ def orders_integrity(ctx: Context) -> dict[str, Any]:
         if missing:
             why.append(f"{len(missing)} of {len(checked)} confirmed orders not found "
                        f"(e.g. {', '.join(missing[:3])})")
+        if unverified:
+            why.append(f"{len(unverified)} lookups failed without an answer (HTTP status "
+                       f"{', '.join(sorted(set(not_found.loc[~gone, 'status'].astype(str))))})")
         if unchecked:
             why.append(f"{len(unchecked)} confirmed orders never looked up")
         return result(name, "integrity", FAIL, "; ".join(why), measured=lost, threshold=0,
