@@ -2,8 +2,8 @@
 
 Datapoints keep their raw values (the balancer's individual response times), so a
 percentile over any window is the percentile of the real measurements, not of
-per-period summaries. Buckets align to multiples of the period from the epoch, as
-CloudWatch does for a rounded StartTime.
+per-period summaries. Buckets start at StartTime and follow each other by the period,
+as CloudWatch returns them (for a StartTime on a period boundary, the usual case).
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ class MetricStore:
                        and (unit is None or e.unit in (None, unit))]
         buckets: dict[float, list[_Entry]] = {}
         for e in entries:
-            buckets.setdefault(math.floor(e.ts / period) * period, []).append(e)
+            buckets.setdefault(start + math.floor((e.ts - start) / period) * period, []).append(e)
         out = []
         for bucket in sorted(buckets):
             value = summarize(buckets[bucket], stat)

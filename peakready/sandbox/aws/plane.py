@@ -17,6 +17,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+from moto.autoscaling.models import autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.server import ThreadedMotoServer
 
@@ -184,14 +185,18 @@ class ControlPlane:
         lb = self.stack.lb_take_stats()
         datums = publish.alb_datums(lb, self.resources.load_balancer_dim,
                                     self.resources.target_group_dim)
-        datums += publish.asg_datums(self.web.counts())
-        datums += publish.ec2_datums(self.stack.instances())
-        db, cache = _nodes(self.stack.db_stats()), _nodes(self.stack.cache_stats())
+        # one failing source (a database mid-failover) must not lose the others
+        datums += publish.asg_datums(_safe(self.web.counts, {}))
+        datums += publish.ec2_datums(_safe(self.stack.instances, []))
+        db = _nodes(_safe(self.stack.db_stats, {}))
+        cache = _nodes(_safe(self.stack.cache_stats, {}))
         datums += publish.rds_datums(db, self._prev["db"], period)
         datums += publish.cache_datums(cache, self._prev["cache"])
         self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache}}
         for namespace, datum in datums:
             self.store.put(namespace, datum, ts)
+        with extensions.LOCK:
+            self._sync_target_value()
         self.evaluate_alarms(boundary)
         self.track_target(boundary, publish.healthy_hosts(lb)[0])
 
@@ -216,6 +221,23 @@ class ControlPlane:
             self.history.record(spec.name, old, state, reason, data)
             changes.append((spec.name, old, state))
         return changes
+
+    def _sync_target_value(self) -> None:
+        """A put_scaling_policy with a new TargetValue moves both alarms' thresholds,
+        as AWS re-creates them."""
+        backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
+        policy = backend.policies.get(names.SCALING_POLICY)
+        config = getattr(policy, "target_tracking_configuration", None)
+        value = getattr(config, "TargetValue", None)
+        if value is None or float(value) == self.target_value:
+            return
+        self.target_value = float(value)
+        cw = self._cw()
+        for name, factor in ((self._alarm_high, 1.0), (self._alarm_low, 0.9)):
+            if name in cw.alarms:
+                cw.alarms[name].threshold = factor * self.target_value
+        log.info("target tracking: target value now %.1f per target per period",
+                 self.target_value)
 
     def track_target(self, now: float, healthy: int) -> int | None:
         """Execute the target-tracking policy while one of its alarms is in ALARM."""
@@ -255,6 +277,14 @@ class ControlPlane:
         log.info("target tracking: desired %s -> %s (metric %.1f, target %.1f)",
                  desired, new, metric, self.target_value)
         return new
+
+
+def _safe(source, default):
+    try:
+        return source()
+    except Exception as exc:  # noqa: BLE001 - logged; the period is published without it
+        log.warning("metric source %s failed: %s", getattr(source, "__name__", source), exc)
+        return default
 
 
 def _nodes(stats) -> list[dict]:

@@ -7,7 +7,6 @@ answers API calls and evaluates alarms. Metric math: ids, numbers, + - * /, and
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -35,8 +34,7 @@ def as_datetime(ts: float) -> datetime:
 
 
 def _grid(start: float, end: float, period: int) -> pd.Index:
-    first = math.floor(start / period) * period
-    return pd.Index(np.arange(first, end, period, dtype=float))
+    return pd.Index(np.arange(start, end, period, dtype=float))
 
 
 def _fill(series: pd.Series, value: float) -> pd.Series:

@@ -1,0 +1,136 @@
+"""A real sandbox (daemon, processes, control plane) for the control-plane tests, with
+short time constants, and the environment stock boto3 / chaostoolkit-aws read."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import pytest
+
+import peakready.sandbox as sandbox
+from peakready.sandbox.aws import bootstrap, names
+from peakready.sandbox.timing import Timing
+
+FAST = Timing(boot_delay_s=2.0, instance_warmup_s=2.0, scale_out_cooldown_s=4.0,
+              scale_in_cooldown_s=6.0, replace_unhealthy_after_s=2.0,
+              deregistration_delay_s=1.0, metric_period_s=2, scale_out_datapoints=2,
+              scale_in_datapoints=3, cache_node_recover_s=2.0)
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, interval: float = 0.2,
+             what: str = "condition"):
+    """The predicate's first truthy value, or a test failure naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Shop:
+    """A tiny HTTP client for the storefront behind the balancer."""
+
+    def __init__(self, url: str):
+        parts = urlsplit(url)
+        self.host, self.port = parts.hostname, parts.port
+
+    def request(self, method: str, path: str, body: dict | None = None,
+                cookie: str | None = None, timeout: float = 5.0):
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        headers = {"Content-Type": "application/json"}
+        if cookie:
+            headers["Cookie"] = cookie
+        try:
+            conn.request(method, path, json.dumps(body) if body is not None else None, headers)
+            resp = conn.getresponse()
+            data = resp.read()
+            try:
+                payload = json.loads(data) if data else None
+            except ValueError:
+                payload = data.decode(errors="replace")
+            return resp.status, payload, dict(resp.getheaders())
+        finally:
+            conn.close()
+
+    def login(self, email: str) -> str:
+        status, _, headers = self.request("POST", "/api/login", {"email": email})
+        assert status == 200, status
+        return headers["Set-Cookie"].split(";", 1)[0]
+
+
+@pytest.fixture(scope="module")
+def sandbox_status(tmp_path_factory):
+    state_dir = tmp_path_factory.mktemp("sandbox")
+    saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
+                                            "AWS_SECRET_ACCESS_KEY", "AWS_MAX_ATTEMPTS",
+                                            "AWS_DEFAULT_REGION")}
+    with sandbox.running(state_dir, timing=FAST) as status:
+        aws = status["aws"]
+        os.environ.update(AWS_ENDPOINT_URL=aws["endpoint_url"],
+                          AWS_ACCESS_KEY_ID=aws["access_key_id"],
+                          AWS_SECRET_ACCESS_KEY=aws["secret_access_key"],
+                          AWS_MAX_ATTEMPTS="1", AWS_DEFAULT_REGION=aws["region"])
+        try:
+            yield {**status, "state_dir": str(state_dir)}
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+@pytest.fixture(scope="module")
+def aws(sandbox_status):
+    """``aws("autoscaling")``: a stock boto3 client for the sandbox endpoint."""
+    return lambda service: bootstrap.client(service, sandbox_status["aws"]["endpoint_url"])
+
+
+@pytest.fixture(scope="module")
+def shop(sandbox_status) -> Shop:
+    return Shop(sandbox_status["storefront_url"])
+
+
+@pytest.fixture(scope="module")
+def chaos_config(sandbox_status) -> dict:
+    return {"aws_region": names.REGION}
+
+
+def live_status(sandbox_status) -> dict:
+    return sandbox.status(sandbox_status["state_dir"])
+
+
+def component(status: dict, name: str) -> dict:
+    return next(c for c in status["components"] if c["name"] == name)
+
+
+def asg_instances(aws) -> list[dict]:
+    return aws("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=[names.ASG])["AutoScalingGroups"][0]["Instances"]
+
+
+def read_access_log(sandbox_status, start: float, end: float) -> list[float]:
+    """Request times (s) of proxied requests the balancer logged, started in [start, end)."""
+    from pathlib import Path
+
+    path = Path(sandbox_status["state_dir"]) / "logs" / "alb-access.log"
+    out = []
+    for line in path.read_text().splitlines():
+        fields = line.split(" ")
+        when = datetime_epoch(fields[1])
+        if fields[9] != "-" and start <= when < end:  # target answered
+            out.append(float(fields[6]))
+    return out
+
+
+def datetime_epoch(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
