@@ -60,9 +60,11 @@ def _first_failed_probe(state: dict[str, Any]) -> str:
 
 
 def _state_time(state: dict[str, Any]) -> float | None:
-    starts = [_ts(run.get("start")) for run in state.get("probes") or []]
-    starts = [s for s in starts if s is not None]
-    return min(starts) if starts else None
+    """When the deviation was observed: the end of the first probe that failed."""
+    for run in state.get("probes") or []:
+        if run.get("status") == "failed" or run.get("tolerance_met") is False:
+            return _ts(run.get("end")) or _ts(run.get("start"))
+    return None
 
 
 def outcome_from_journal(journal: dict[str, Any]) -> Outcome:

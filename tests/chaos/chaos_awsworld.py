@@ -53,6 +53,12 @@ def create_world(env: dict[str, str], web_instances: int = 2) -> None:
         rds.create_db_instance(DBInstanceIdentifier=f"peakready-db-{n}",
                                DBClusterIdentifier="peakready-db", Engine="aurora-postgresql",
                                DBInstanceClass="db.r6g.large")
+    for alarm, metric in (("peakready-web-5xx", "HTTPCode_Target_5XX_Count"),
+                          ("peakready-web-latency", "TargetResponseTime")):
+        client(env, "cloudwatch").put_metric_alarm(
+            AlarmName=alarm, Namespace="AWS/ApplicationELB", MetricName=metric,
+            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+            ComparisonOperator="GreaterThanThreshold")
     client(env, "elasticache").create_replication_group(
         ReplicationGroupId="peakready-sessions", ReplicationGroupDescription="sessions",
         Engine="redis", CacheNodeType="cache.t3.small", ReplicasPerNodeGroup=1)

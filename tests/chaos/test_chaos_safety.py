@@ -1,0 +1,152 @@
+"""Safety rails against a real moto endpoint: the account id, the allow-list by name and
+by tag, missing resources, experiments that do not validate, missing credentials. Each
+refusal is one BadInput line and the resources are left exactly as they were."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from chaos_awsworld import client
+
+from peakready.errors import BadInput
+from peakready.plan import parse_plan
+from peakready.safety import dry_run, preflight, violations
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "plans" / "sandbox-demo.yaml"
+
+
+def demo_raw() -> dict:
+    return yaml.safe_load(DEMO.read_text())
+
+
+def plan_from(raw: dict):
+    return parse_plan(raw, DEMO)
+
+
+def world_state(env) -> dict:
+    """Everything a fault could have changed."""
+    asg = client(env, "autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["peakready-web"])["AutoScalingGroups"][0]
+    members = client(env, "rds").describe_db_clusters(
+        DBClusterIdentifier="peakready-db")["DBClusters"][0]["DBClusterMembers"]
+    return {"instances": sorted(i["InstanceId"] for i in asg["Instances"]),
+            "suspended": asg["SuspendedProcesses"],
+            "writer": [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]}
+
+
+def test_violations_is_pure_and_names_fault_and_resource():
+    touched = [("kill", "autoscaling_group", "web"), ("db", "db_cluster", "prod-db")]
+    allow = {"resources": ["web"], "tags": {"peakready": "allowed"}}
+    assert violations(touched, allow, {("db_cluster", "prod-db"): {"peakready": "allowed"}}) == []
+    [line] = violations(touched, allow, {("db_cluster", "prod-db"): {"peakready": "no"}})
+    assert "fault db would act on db_cluster prod-db" in line
+
+
+def test_preflight_passes_on_the_demo_plan(aws):
+    notes = preflight(plan_from(demo_raw()), aws)
+    assert "account 123456789012 is allowed" in notes
+    assert any("cache-node-failover may act on cache_replication_group peakready-sessions"
+               in n for n in notes)
+    assert sum("valid (chaos validate)" in n for n in notes) == 3
+
+
+def test_allow_list_excluding_a_target_refuses_and_touches_nothing(aws):
+    before = world_state(aws)
+    raw = demo_raw()
+    raw["target"]["allow"]["resources"] = ["peakready-web", "peakready-db"]
+    with pytest.raises(BadInput, match="fault cache-node-failover would act on "
+                                       "cache_replication_group peakready-sessions"):
+        preflight(plan_from(raw), aws)
+    assert world_state(aws) == before
+
+
+def test_account_not_allowed_refuses(aws):
+    raw = demo_raw()
+    raw["target"]["allow"]["account_ids"] = ["111122223333"]
+    with pytest.raises(BadInput, match="account 123456789012, which is not allowed"):
+        preflight(plan_from(raw), aws)
+
+
+def test_allowed_by_tag(aws):
+    client(aws, "autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": "peakready-web", "ResourceType": "auto-scaling-group",
+        "Key": "peakready", "Value": "allowed", "PropagateAtLaunch": False}])
+    raw = demo_raw()
+    raw["faults"] = raw["faults"][:2]  # kill (tagged ASG) and aurora (untagged cluster)
+    raw["target"]["allow"] = {"account_ids": ["123456789012"], "resources": [],
+                              "tags": {"peakready": "allowed"}}
+    with pytest.raises(BadInput, match="db_cluster peakready-db, which is not in "
+                                       r"target.allow.resources or tagged"):
+        preflight(plan_from(raw), aws)
+    raw["faults"] = raw["faults"][:1]
+    assert any("kill-web-instance may act on" in n for n in preflight(plan_from(raw), aws))
+
+
+def test_missing_resource_is_named(aws):
+    raw = demo_raw()
+    raw["target"]["resources"]["db_cluster"] = "no-such-db"
+    raw["target"]["allow"]["resources"].append("no-such-db")
+    with pytest.raises(BadInput, match=r"target.resources.db_cluster: .*no-such-db.* not found"):
+        preflight(plan_from(raw), aws)
+
+
+def test_named_failover_target_must_be_in_the_cluster(aws):
+    raw = demo_raw()
+    raw["faults"][1]["configuration"]["target_instance"] = "other-db-9"
+    with pytest.raises(BadInput, match="target_instance: other-db-9 is not a member"):
+        preflight(plan_from(raw), aws)
+
+
+def test_experiment_that_fails_validation_is_named(aws, tmp_path):
+    broken = json.loads((ROOT / "experiments" / "aurora-failover.json").read_text())
+    broken["method"][0]["provider"]["func"] = "no_such_action"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    raw = demo_raw()
+    raw["faults"][1]["experiment"] = str(path)
+    before = world_state(aws)
+    with pytest.raises(BadInput, match=r"faults\[1\].experiment: .*broken.json does not "
+                                       r"validate \(chaos validate\):.*no_such_action"):
+        preflight(plan_from(raw), aws)
+    assert world_state(aws) == before
+
+
+def test_dry_run_against_the_endpoint_reports_everything(aws):
+    report = dry_run(plan_from(demo_raw()), aws)
+    assert "peak 80.0 rps" in report["profile"]
+    assert len(report["experiments"]) == 3
+    assert "target_group peakready-web-tg: found" in report["resources"]
+    assert report["permissions"]  # simulated, or said why it could not be
+
+
+def test_dry_run_of_sandbox_plan_without_endpoint_is_static():
+    report = dry_run(plan_from(demo_raw()))
+    assert "preflight" in report["account"] and len(report["experiments"]) == 3
+
+
+def test_missing_credentials_for_aws_target_exit_2(tmp_path):
+    raw = demo_raw()
+    raw["target"].update(kind="aws", storefront_url="https://shop.example",
+                         allow={"account_ids": ["111122223333"],
+                                "resources": ["peakready-web", "peakready-db",
+                                              "peakready-sessions"]})
+    plan = tmp_path / "plans" / "aws.yaml"
+    plan.parent.mkdir()
+    plan.write_text(yaml.safe_dump(raw))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_EC2_METADATA_DISABLED="true")
+    proc = subprocess.run([sys.executable, "-m", "peakready.cli", "run", str(plan),
+                           "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no AWS credentials found" in lines[0]
