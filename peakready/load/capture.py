@@ -38,7 +38,9 @@ class ShardWriter:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.worker = worker
         self.rows: list[tuple] = []
-        self.seq = 0
+        # continue after shards of an earlier test in the same folder (Locust web UI restarts)
+        self.seq = max((int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"{worker}-*.parquet")),
+                       default=0)
         self.written = 0
 
     def add(self, row: tuple) -> None:

@@ -1,12 +1,13 @@
 """Trailing-window live status (``live.json``) that steady-state probes read during a run.
 
-A request counts in a window by the time it *completed* (``ts + rt``), so the window
-shows what a monitor of the storefront would see now; rps is completions per second.
+A request counts in a window by the second in which it *completed* (``ts + rt``), so the
+window shows what a monitor of the storefront would see now; rps is completions per
+second. Rows are kept in one bucket per second, so the cost per request is two appends.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import math
 
 import numpy as np
 
@@ -14,34 +15,41 @@ WINDOWS_S = (10, 30)
 
 
 class LiveStats:
-    """Keeps (end_ts, rt_ms, ok) of the last ``max(WINDOWS_S)`` seconds."""
+    """Per-second buckets of (rt_ms, ok) for the last ``max(windows)`` seconds."""
 
     def __init__(self, windows: tuple[int, ...] = WINDOWS_S) -> None:
         self.windows = windows
-        self.rows: deque[tuple[float, float, bool]] = deque()
+        self.buckets: dict[int, tuple[list[float], list[bool]]] = {}
 
     def add(self, end_ts: float, rt_ms: float, ok: bool) -> None:
-        self.rows.append((end_ts, rt_ms, ok))
+        second = int(end_ts)
+        bucket = self.buckets.get(second)
+        if bucket is None:
+            bucket = self.buckets[second] = ([], [])
+        bucket[0].append(rt_ms)
+        bucket[1].append(ok)
 
     def extend(self, rows: list) -> None:
-        self.rows.extend((float(e), float(r), bool(o)) for e, r, o in rows)
+        for end_ts, rt_ms, ok in rows:
+            self.add(float(end_ts), float(rt_ms), bool(ok))
 
     def prune(self, now: float) -> None:
-        horizon = now - max(self.windows)
-        while self.rows and self.rows[0][0] < horizon:
-            self.rows.popleft()
+        horizon = math.floor(now) - max(self.windows)
+        for second in [s for s in self.buckets if s < horizon]:
+            del self.buckets[second]
 
     def snapshot(self, now: float, elapsed_s: float | None = None) -> dict[str, dict[str, float]]:
         """Per window; early in a run a window is only as long as the run so far."""
         self.prune(now)
-        if self.rows:
-            end, rt, ok = (np.asarray(c) for c in zip(*self.rows, strict=True))
-        else:
-            end = rt = np.empty(0)
-            ok = np.empty(0, dtype=bool)
-        span = {w: min(w, elapsed_s) if elapsed_s and elapsed_s > 0 else w for w in self.windows}
-        return {str(w): window_summary(rt[end >= now - w], ok[end >= now - w], span[w])
-                for w in self.windows}
+        out = {}
+        for w in self.windows:
+            seconds = [s for s in self.buckets if s >= now - w]
+            rt = np.concatenate([np.asarray(self.buckets[s][0]) for s in seconds] or [[]])
+            ok = np.concatenate([np.asarray(self.buckets[s][1], dtype=bool) for s in seconds]
+                                or [np.empty(0, dtype=bool)])
+            span = min(w, elapsed_s) if elapsed_s and elapsed_s > 0 else w
+            out[str(w)] = window_summary(rt, ok, span)
+        return out
 
 
 def window_summary(rt_ms: np.ndarray, ok: np.ndarray, window_s: float) -> dict[str, float]:

@@ -62,6 +62,7 @@ class _State:
     user_seq: int = 0
     done: bool = False
     forward: bool = False  # a worker forwards its live rows to the master
+    owns_run_dir: bool = False  # started without --run-dir: finalise run.json ourselves
 
 
 STATE = _State()
@@ -108,6 +109,9 @@ def _on_init(environment, **_kw) -> None:
         STATE.run_dir = Path(options.run_dir)
     elif not isinstance(runner, WorkerRunner):
         STATE.run_dir = runfolder.create(label="locust")
+        STATE.owns_run_dir = True
+        runfolder.update_run_json(STATE.run_dir, host=environment.host,
+                                  traffic_profile=str(profile_path(options)))
         log.info("peakready run folder: %s", STATE.run_dir)
     if isinstance(runner, WorkerRunner):
         runner.register_message(MSG_ASSIGN, _on_assign)
@@ -285,6 +289,10 @@ def _finish(environment) -> None:
     STATE.done = True
     if not isinstance(environment.runner, WorkerRunner):
         write_live(environment)
+    if STATE.owns_run_dir:
+        live = runfolder.read_run_json(STATE.run_dir)
+        if live.get("status") == "running":
+            runfolder.update_run_json(STATE.run_dir, status="completed", ended_at=time.time())
 
 
 def record_order(order_id: str, user: str) -> None:
