@@ -134,3 +134,37 @@ def datetime_epoch(stamp: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+class PacedLoad:
+    """Requests at a fixed arrival rate from one thread (bounded by ``stop()``)."""
+
+    def __init__(self, shop: Shop, rps: float, path: str = "/api/products?page=1"):
+        import threading
+
+        self.shop, self.rps, self.path = shop, rps, path
+        self.sent = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> PacedLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                self.shop.request("GET", self.path, timeout=2.0)
+            except OSError:
+                pass
+            self.sent += 1
+            next_at += 1.0 / self.rps
+            self._stop.wait(max(0.0, next_at - time.monotonic()))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

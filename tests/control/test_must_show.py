@@ -200,3 +200,60 @@ def _lb_dim(aws) -> str:
     arn = aws("elbv2").describe_load_balancers(Names=[names.ALB])["LoadBalancers"][0][
         "LoadBalancerArn"]
     return arn.split(":loadbalancer/", 1)[1]
+
+
+def test_target_tracking_scales_out_under_load_and_back_in_after(sandbox_status, aws, shop):
+    from .conftest import PacedLoad
+
+    period = sandbox_status["control_plane"]["target_tracking"]["period_s"]
+    autoscaling, cw = aws("autoscaling"), aws("cloudwatch")
+    policy = autoscaling.describe_policies(AutoScalingGroupName=names.ASG)["ScalingPolicies"][0]
+    config = policy["TargetTrackingConfiguration"]
+    # 10 requests per target per period: 2 instances hold 10 req/s, 15 req/s needs a third
+    autoscaling.put_scaling_policy(
+        AutoScalingGroupName=names.ASG, PolicyName=policy["PolicyName"],
+        PolicyType="TargetTrackingScaling",
+        TargetTrackingConfiguration={**config, "TargetValue": 10.0 * period / 2})
+    started = datetime.now(UTC)
+
+    def group():
+        return autoscaling.describe_auto_scaling_groups(
+            AutoScalingGroupNames=[names.ASG])["AutoScalingGroups"][0]
+
+    def in_service():
+        return sum(1 for i in group()["Instances"] if i["LifecycleState"] == "InService")
+
+    assert group()["DesiredCapacity"] == 2
+    with PacedLoad(shop, rps=15):
+        wait_for(lambda: in_service() >= 3, 45, what="a scale-out to 3 in-service instances")
+    high = next(a["AlarmName"] for a in cw.describe_alarms()["MetricAlarms"]
+                if "AlarmHigh" in a["AlarmName"])
+    history = cw.describe_alarm_history(AlarmName=high, StartDate=started)["AlarmHistoryItems"]
+    assert any(h["HistorySummary"].endswith("to ALARM") for h in history)
+    activities = autoscaling.describe_scaling_activities(
+        AutoScalingGroupName=names.ASG)["Activities"]
+    out = [a for a in activities if a["StartTime"] >= started
+           and a["Description"].startswith("Launching") and high in a["Cause"]]
+    assert out and out[0]["StatusCode"] == "Successful", activities[:3]
+
+    with PacedLoad(shop, rps=2):  # traffic drops but does not vanish (no data = no scale-in)
+        wait_for(lambda: group()["DesiredCapacity"] == 2 and in_service() == 2, 60,
+                 what="a scale-in back to 2")
+    activities = autoscaling.describe_scaling_activities(
+        AutoScalingGroupName=names.ASG)["Activities"]
+    scale_in = [a for a in activities if a["StartTime"] >= started
+                and a["Description"].startswith("Terminating") and "AlarmLow" in a["Cause"]]
+    assert scale_in, activities[:3]
+    wait_for(lambda: all(a["StatusCode"] == "Successful" for a in autoscaling.
+                         describe_scaling_activities(ActivityIds=[scale_in[0]["ActivityId"]])[
+                             "Activities"]), 10, what="the drained instance to be terminated")
+    def in_service_points():
+        return cw.get_metric_data(
+            StartTime=started - timedelta(seconds=period), EndTime=datetime.now(UTC),
+            MetricDataQueries=[{"Id": "n", "MetricStat": {"Metric": {
+                "Namespace": "AWS/AutoScaling", "MetricName": "GroupInServiceInstances",
+                "Dimensions": [{"Name": "AutoScalingGroupName", "Value": names.ASG}]},
+                "Period": period, "Stat": "Maximum"}}])["MetricDataResults"][0]["Values"]
+    points = wait_for(lambda: (lambda p: p[0] == 2 and p)(in_service_points()), 3 * period,
+                      what="GroupInServiceInstances back to 2")  # newest first
+    assert max(points) >= 3

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from peakready.sandbox.aws.metricstore import MetricStore
-from peakready.sandbox.aws.queries import as_datetime, metric_data
+from peakready.sandbox.aws.queries import as_datetime, epoch, metric_data
 
 _OPS = {
     "GreaterThanThreshold": (lambda v, t: v > t, "greater than"),
@@ -142,10 +142,11 @@ class AlarmHistory:
               oldest_first: bool = False, limit: int | None = None) -> list[dict]:
         with self._lock:
             items = list(self._items)
+        t0 = epoch(start) if start is not None else float("-inf")
+        t1 = epoch(end) if end is not None else float("inf")
         items = [i for i in items
                  if (not name or i["AlarmName"] == name)
                  and (not item_type or i["HistoryItemType"] == item_type)
-                 and (start is None or i["Timestamp"] >= start)
-                 and (end is None or i["Timestamp"] <= end)]
+                 and t0 <= i["Timestamp"].timestamp() <= t1]
         items.sort(key=lambda i: i["Timestamp"], reverse=not oldest_first)
         return items[:limit] if limit else items
