@@ -129,15 +129,17 @@ def make_samples(spec: Spec) -> pd.DataFrame:
         hit = np.isin(user, lost_users) & (intended >= fault.start_s) & (
             intended < fault.end_s + 2.0) & (error_code == 0)
         status[hit], error_code[hit] = 401, 2
-    method = np.array([k.split(" ", 1)[0] for k in names])[ep]
-    route = np.array([k.split(" ", 1)[1] for k in names])[ep]
-    errors = np.array(["", "HTTPError('503 Server Error: Service Unavailable')",
-                       "session lost: 401 Unauthorized"])
+    methods = sorted({k.split(" ", 1)[0] for k in names})
+    routes = sorted({k.split(" ", 1)[1] for k in names})
+    method_code = np.array([methods.index(k.split(" ", 1)[0]) for k in names], dtype=np.int8)
+    route_code = np.array([routes.index(k.split(" ", 1)[1]) for k in names], dtype=np.int16)
+    errors = ["", "HTTPError('503 Server Error: Service Unavailable')",
+              "session lost: 401 Unauthorized"]
     frame = pd.DataFrame({
         "ts": spec.t0 + intended + lag,
         "intended_ts": spec.t0 + intended,
-        "name": pd.Categorical(route),
-        "method": pd.Categorical(method),
+        "name": pd.Categorical.from_codes(route_code[ep], categories=routes),
+        "method": pd.Categorical.from_codes(method_code[ep], categories=methods),
         "status": status,
         "ok": error_code == 0,
         "rt_ms": rt,

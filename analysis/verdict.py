@@ -74,7 +74,8 @@ def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
         after = (rec or {}).get("measured")
         end = fault.start_s + max(after or 0.0, fault.end_s - fault.start_s)
         lo, hi = max(0.0, fault.start_s - 20.0), min(run.duration_s, end + 30.0)
-        fine = stats.timeseries(run.samples, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
+        near = stats.window_slice(run.samples, run.t0 + lo, run.t0 + hi)
+        fine = stats.timeseries(near, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
                                 run.duration_s)
         marks = [(fault.start_s + after, f" recovered +{after:g} s")] if after else []
         images[f"figures/fault-{checks_mod._slug(fault.name)}.png"] = figures.timeline(
