@@ -189,7 +189,7 @@ def faults(run: Run) -> pd.DataFrame:
             first = near.iloc[0]
             used.add(int(first.name))
             kind = INFRA_START[first["kind"]]
-            start, end = float(first["ts"]), _infra_end(ev, kind, float(first["ts"]))
+            start, end = float(first["ts"]), _infra_end(run, kind, float(first["ts"]))
             source, resource = "infrastructure events", str(first["resource"])
             end = end if end is not None else c_end
         else:
@@ -202,7 +202,7 @@ def faults(run: Run) -> pd.DataFrame:
         if idx in used:
             continue
         kind = INFRA_START[first["kind"]]
-        end = _infra_end(ev, kind, float(first["ts"]))
+        end = _infra_end(run, kind, float(first["ts"]))
         end = end if end is not None else run.t_end
         rows.append((f"{first['kind'].removesuffix('_start')} {first['resource']}", kind,
                      float(first["ts"]) - run.t0, end - run.t0, "infrastructure events",
@@ -211,9 +211,35 @@ def faults(run: Run) -> pd.DataFrame:
     return frame.sort_values("start_s", kind="stable").reset_index(drop=True)
 
 
-def _infra_end(ev: pd.DataFrame, kind: str, start: float) -> float | None:
+def _infra_end(run: Run, kind: str, start: float) -> float | None:
+    """The matching end event; for an instance, also wait until the load balancer has as
+    many healthy hosts as before (a replacement launched is not yet serving)."""
+    ev = run.events
     ends = ev.loc[(ev["kind"] == INFRA_END[kind]) & (ev["ts"] >= start), "ts"]
-    return float(ends.iloc[0]) if len(ends) else None
+    end = float(ends.iloc[0]) if len(ends) else None
+    if kind == "instance":
+        restored = _healthy_restored(run.metrics, start)
+        if restored is not None:
+            end = max(end or restored, restored)
+    return end
+
+
+def _healthy_restored(metrics: pd.DataFrame, start: float) -> float | None:
+    """Start of the first period at or after ``start`` whose minimum HealthyHostCount is
+    back to the level of the last period that ended before ``start``."""
+    hh = metrics.loc[metrics["metric"] == "HealthyHostCount"]
+    if hh.empty:
+        return None
+    if (hh["stat"] == "Minimum").any():
+        hh = hh.loc[hh["stat"] == "Minimum"]
+    series = hh.groupby("ts", as_index=False).agg(value=("value", "min"),
+                                                  period=("period_s", "max"))
+    period = series["period"].fillna(0.0)
+    before = series.loc[series["ts"] + period <= start, "value"]
+    if before.empty:
+        return None
+    after = series.loc[(series["ts"] + period > start) & (series["value"] >= before.iloc[-1])]
+    return float(after["ts"].iloc[0]) if len(after) else None
 
 
 def windows(run: Run, phase_frame: pd.DataFrame | None = None,

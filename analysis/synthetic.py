@@ -50,6 +50,7 @@ class Fault:
     end_s: float
     outage: bool = True  # every request fails (503) between start and end
     detect_s: float | None = 4.0  # an alarm goes to ALARM this long after start
+    launch_s: float | None = None  # instance faults: the replacement launches (else end_s)
 
 
 @dataclass
@@ -164,7 +165,8 @@ def make_events(spec: Spec) -> pd.DataFrame:
         if fault.kind == "instance":
             rows.append((fault.start_s, "autoscaling", "instance_terminate", f"i-{i:04x}dead",
                          {"cause": "chaos"}))
-            rows.append((fault.end_s, "autoscaling", "instance_launch", f"i-{i:04x}new",
+            rows.append((fault.launch_s if fault.launch_s is not None else fault.end_s,
+                         "autoscaling", "instance_launch", f"i-{i:04x}new",
                          {"cause": "replacing unhealthy"}))
         elif fault.kind in ("db", "cache"):
             resource = "peakready-db" if fault.kind == "db" else "peakready-sessions"

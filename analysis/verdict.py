@@ -156,6 +156,9 @@ def _headline(word: str, results: list[dict[str, Any]], failed: list[dict[str, A
         return f"Incomplete run ({run.status}): no check failed on the data there is, " \
                "but it does not prove readiness."
     skipped = sum(r["verdict"] == "skipped" for r in results)
+    if skipped == len(results):
+        return (f"No check could be evaluated ({skipped} skipped for lack of evidence): "
+                "nothing failed, nothing was proven.")
     return f"Ready: all {len(results) - skipped} evaluated checks passed" + (
         f" ({skipped} skipped for lack of evidence)." if skipped else ".")
 

@@ -170,3 +170,12 @@ def test_phases_derived_from_the_profile_when_the_plan_has_none(make_run):
     peak = frame.set_index("name").loc["peak"]
     assert peak["start_s"] == pytest.approx(57.0, abs=1.0)  # within 10% of the top
     assert peak["end_s"] == pytest.approx(151.0, abs=1.0)
+
+
+def test_instance_fault_lasts_until_the_load_balancer_is_healthy_again(make_run):
+    # terminated at 80, replacement launched at 80.5, healthy again from 90 (5 s periods)
+    run = load_run(make_run(faults=[Fault("kill-web", "instance", 80, 90, outage=False,
+                                          launch_s=80.5)]))
+    fault = phases.faults(run).iloc[0]
+    assert fault["start_s"] == pytest.approx(80.0)
+    assert fault["end_s"] == pytest.approx(90.0)  # not the launch at 80.5
