@@ -179,3 +179,11 @@ def test_instance_fault_lasts_until_the_load_balancer_is_healthy_again(make_run)
     fault = phases.faults(run).iloc[0]
     assert fault["start_s"] == pytest.approx(80.0)
     assert fault["end_s"] == pytest.approx(90.0)  # not the launch at 80.5
+
+
+def test_a_later_fault_is_not_blamed_on_an_earlier_one(make_run):
+    run = make_run(faults=[Fault("quiet", "instance", 60, 70, outage=False),
+                           Fault("loud", "db", 100, 103)])
+    res = by_name(evaluate(run, {"recovery": {**SLO, "max_s": 60}}))
+    assert res["recovery after quiet"]["measured"] == 0.0
+    assert res["recovery after loud"]["measured"] == pytest.approx(3.0, abs=1.0)
