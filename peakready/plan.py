@@ -372,6 +372,7 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any],
         experiment = v.file(f"{where}.experiment", fault["experiment"], (".json", ".yaml",
                                                                           ".yml"))
         declared = _experiment_configuration(v, f"{where}.experiment", experiment)
+        _validate_experiment(v, f"{where}.experiment", experiment)
         name = v.text(f"{where}.name", fault.get("name", Path(experiment).stem))
         if name in names:
             v.fail(f"{where}.name", f"duplicate fault name {name!r}")
@@ -406,6 +407,15 @@ def _experiment_configuration(v: _Validator, field: str, experiment: str) -> set
         v.fail(field, f"{experiment} is not a Chaos Toolkit experiment (no method list)")
     config = doc.get("configuration") or {}
     return set(config) if isinstance(config, dict) else set()
+
+
+def _validate_experiment(v: _Validator, field: str, experiment: str) -> None:
+    from peakready.chaos.validate import ExperimentInvalid, validate_experiment
+
+    try:
+        validate_experiment(_find(experiment, v.bases))
+    except ExperimentInvalid as exc:
+        v.fail(field, f"{experiment} does not validate (chaos validate): {exc}")
 
 
 def _checks(v: _Validator, raw: Any) -> dict[str, Any]:

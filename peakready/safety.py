@@ -13,9 +13,7 @@ The allow-list decision itself is pure (``violations``); the AWS calls are at th
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -174,60 +172,20 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
     return {}, {}
 
 
-_VALIDATED: set[tuple[str, int]] = set()  # (file, mtime) that validated in this process
+def validate_experiments(plan: Plan) -> list[str]:
+    """Every experiment of the plan through Chaos Toolkit's own validation (what ``chaos
+    validate`` runs), again: the files may have changed since the plan was loaded."""
+    from peakready.chaos.validate import ExperimentInvalid, validate_experiment
 
-
-def _validation_key(experiment: str) -> tuple[str, int]:
-    path = Path(experiment).resolve()
-    try:
-        return str(path), path.stat().st_mtime_ns
-    except OSError:
-        return str(path), -1
-
-
-def validate_experiments(plan: Plan, timeout_s: float = 120.0) -> list[str]:
-    """``chaos validate`` on every experiment of the plan, in parallel; BadInput naming the
-    first fault whose experiment does not validate."""
-    from peakready.chaos.runner import chaos_executable
-
-    procs, notes = [], []
+    notes = []
     for i, fault in enumerate(plan.faults):
-        key = _validation_key(fault["experiment"])
-        if key in _VALIDATED:
-            notes.append(f"experiment {fault['experiment']}: valid (chaos validate)")
-            continue
-        argv = [chaos_executable(), "--no-version-check", "--no-log-file", "validate",
-                fault["experiment"]]
-        procs.append((i, fault, subprocess.Popen(argv, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.STDOUT, text=True,
-                                                 stdin=subprocess.DEVNULL)))
-    failures = []
-    for i, fault, proc in procs:
         try:
-            out, _ = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, _ = proc.communicate()
-            out += "\n(timed out)"
-        if proc.returncode != 0:
-            lines = [ln for ln in out.splitlines() if ln.strip()]
-            errors = [ln for ln in lines if "ERROR" in ln or "CRITICAL" in ln] or lines
-            why = _strip_log_prefix(errors[-1] if errors else f"exit {proc.returncode}")
-            failures.append(f"faults[{i}].experiment: {fault['experiment']} does not "
-                            f"validate (chaos validate): {why}")
-        else:
-            _VALIDATED.add(_validation_key(fault["experiment"]))
-            notes.append(f"experiment {fault['experiment']}: valid (chaos validate)")
-    if failures:
-        raise BadInput(f"{plan.path}: {failures[0]}")
+            validate_experiment(fault["experiment"])
+        except ExperimentInvalid as exc:
+            raise BadInput(f"{plan.path}: faults[{i}].experiment: {fault['experiment']} does "
+                           f"not validate (chaos validate): {exc}") from None
+        notes.append(f"experiment {fault['experiment']}: valid (chaos validate)")
     return notes
-
-
-def _strip_log_prefix(line: str) -> str:
-    import re
-
-    line = re.sub(r"\x1b\[[0-9;]*m", "", line)
-    return re.sub(r"^\[[^\]]*\]\s*", "", line).strip()
 
 
 def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:

@@ -146,3 +146,18 @@ def test_cli_dry_run_on_malformed_plan_exits_2_with_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "faults[1].at_s: must be a number >= 0" in lines[0]
+
+
+def test_experiment_that_does_not_validate_is_refused_at_load(tmp_path):
+    import json
+
+    broken = json.loads((ROOT / "experiments" / "kill-web-instance.json").read_text())
+    broken["method"][0]["provider"]["module"] = "peakready.no_such_module"
+    path = tmp_path / "broken.json"
+    path.write_text(json.dumps(broken))
+    raw = demo()
+    raw["faults"][0]["experiment"] = str(path)
+    with pytest.raises(BadInput, match=r"faults\[0\]\.experiment: .*broken.json does not "
+                                       r"validate \(chaos validate\): could not find Python "
+                                       r"module 'peakready.no_such_module'"):
+        parse_plan(raw, PLANS / "sandbox-demo.yaml")
