@@ -261,7 +261,8 @@ def display(value: Any, unit: str) -> str:
     if unit == "ratio":
         return f"{float(value):.2%}"
     if isinstance(value, float | np.floating):
-        text = f"{float(value):.1f}" if abs(value) >= 1 else f"{float(value):.3g}"
+        v = float(value)
+        text = f"{v:.0f}" if abs(v) >= 100 else f"{v:.1f}" if abs(v) >= 1 else f"{v:.3g}"
     else:
         text = str(value)
     return f"{text} {unit}".strip()
