@@ -3,8 +3,8 @@
 Both drive the same fast local HTTP server (a raw gevent responder pinned to CPU 0), each
 as one Locust process pinned to CPU 1, with the same concurrency (20 users), in one run:
 1. bare: ``FastHttpUser``, ``wait_time = constant(0)``, no listeners: Locust's ceiling.
-2. peakready: ``ArrivalUser`` (pacer + parquet shards + live.json) at a target rate 10 %
-   above what the bare run achieved, user cap 20, so the load path is the bottleneck.
+2. peakready: ``ArrivalUser`` (pacer + parquet shards + live.json) at a target rate twice
+   what the bare run achieved, user cap 20, so the load path is the bottleneck.
 3. shape fidelity: the same path on a ramp/hold/decay profile within capacity; per-second
    request *start* rate against the profile's expected arrivals in that second.
 
@@ -18,9 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import psutil
 
@@ -90,33 +92,66 @@ def pin(pid: int, cpu: int) -> None:
         psutil.Process(pid).cpu_affinity([cpu])
 
 
-def run_bare(host: str, locustfile: Path, seconds: int, out: Path) -> float:
+class CpuWatch:
+    """Samples a process's CPU seconds twice a second while it runs (a thread)."""
+
+    def __init__(self, pid: int) -> None:
+        self.samples: list[tuple[float, float]] = []
+        self.proc = psutil.Process(pid)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                t = self.proc.cpu_times()
+            except psutil.Error:
+                return
+            self.samples.append((time.time(), t.user + t.system))
+            time.sleep(0.5)
+
+    def cpu_at(self, ts: float) -> float:
+        wall, cpu = zip(*self.samples, strict=True)
+        return float(np.interp(ts, wall, cpu))
+
+
+def steady(history_csv: Path, watch: CpuWatch) -> tuple[float, float]:
+    """(req/s, req per CPU-second) between 4 s after the first request and the last second,
+    from Locust's own per-second history: startup and shutdown are left out."""
+    hist = pd.read_csv(history_csv)
+    agg = hist[(hist["Name"] == "Aggregated") & (hist["Total Request Count"] > 0)]
+    start = agg[agg["Timestamp"] >= agg["Timestamp"].iloc[0] + 4].iloc[0]
+    end = agg.iloc[-2]
+    requests = end["Total Request Count"] - start["Total Request Count"]
+    wall = end["Timestamp"] - start["Timestamp"]
+    cpu = watch.cpu_at(end["Timestamp"]) - watch.cpu_at(start["Timestamp"])
+    return requests / wall, requests / cpu
+
+
+def run_bare(host: str, locustfile: Path, seconds: int, out: Path) -> tuple[float, float]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
          "--users", str(USERS), "--spawn-rate", str(USERS), "--run-time", f"{seconds}s",
-         "--only-summary", "--csv", str(out / "bare"), "--exit-code-on-error", "0"],
+         "--only-summary", "--csv", str(out / "bare"), "--csv-full-history",
+         "--exit-code-on-error", "0"],
         cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pin(proc.pid, 1)
+    watch = CpuWatch(proc.pid)
     proc.wait()
-    stats = pd.read_csv(out / "bare_stats.csv")
-    return float(stats.loc[stats["Name"] == "Aggregated", "Requests/s"].iloc[0])
+    return steady(out / "bare_stats_history.csv", watch)
 
 
 def run_paced(host: str, locustfile: Path, rows: list[tuple[float, float]], out: Path,
-              label: str) -> Path:
+              label: str) -> tuple[Path, CpuWatch]:
     profile = out / f"{label}.csv"
     profile.write_text("t_s,rps\n" + "".join(f"{t},{r}\n" for t, r in rows))
     run_dir = runfolder.create(out / "reports", label=label)
     handle = start_load(LoadSettings(host=host, profile=profile, locustfile=locustfile,
                                      max_users=USERS, drain_s=2), run_dir)
     pin(handle.main.pid, 1)
+    watch = CpuWatch(handle.main.pid)
     handle.wait(timeout=rows[-1][0] + 120)
-    return run_dir
-
-
-def achieved_rps(run_dir: Path) -> float:
-    stats = pd.read_csv(run_dir / "locust" / "stats_stats.csv")
-    return float(stats.loc[stats["Name"] == "Aggregated", "Requests/s"].iloc[0])
+    return run_dir, watch
 
 
 def fidelity(run_dir: Path) -> tuple[float, float]:
@@ -154,21 +189,26 @@ def main() -> None:
             while not port_file.exists() or not port_file.read_text():
                 time.sleep(0.05)
             host = f"http://127.0.0.1:{port_file.read_text()}"
-            ratios = []
+            ratios, cpu_ratios = [], []
             for rnd in range(args.rounds):
-                bare = run_bare(host, out / "bare.py", args.seconds, out)
-                target = round(bare * 1.1)
-                paced_dir = run_paced(host, out / "paced.py",
-                                      [(0, target), (args.seconds, target)], out, f"max{rnd}")
-                paced = achieved_rps(paced_dir)
+                bare, bare_eff = run_bare(host, out / "bare.py", args.seconds, out)
+                target = round(bare * 2)
+                paced_dir, watch = run_paced(host, out / "paced.py",
+                                             [(0, target), (args.seconds, target)], out,
+                                             f"max{rnd}")
+                paced, paced_eff = steady(paced_dir / "locust" / "stats_stats_history.csv",
+                                          watch)
                 ratios.append(paced / bare)
-                print(f"round {rnd + 1}: bare Locust {bare:.0f} req/s, peakready load path "
-                      f"{paced:.0f} req/s (target {target}), ratio {paced / bare:.3f}")
+                cpu_ratios.append(paced_eff / bare_eff)
+                print(f"round {rnd + 1}: bare Locust {bare:.0f} req/s ({bare_eff:.0f} per CPU-s),"
+                      f" peakready load path {paced:.0f} req/s ({paced_eff:.0f} per CPU-s); "
+                      f"ratio {paced / bare:.3f} (per CPU-s {paced_eff / bare_eff:.3f})")
             peak = round(min(bare * 0.5, 1000))
             ramp = [(0, peak * 0.1), (10, peak), (20, peak), (30, peak * 0.2)]
-            fid, worst = fidelity(run_paced(host, out / "paced.py", ramp, out, "shape"))
+            fid, worst = fidelity(run_paced(host, out / "paced.py", ramp, out, "shape")[0])
             print(f"ratio (peakready / bare), median of {len(ratios)}: "
-                  f"{sorted(ratios)[len(ratios) // 2]:.3f}  (goal >= 0.85)")
+                  f"{sorted(ratios)[len(ratios) // 2]:.3f}  (goal >= 0.85); per CPU-second: "
+                  f"{sorted(cpu_ratios)[len(cpu_ratios) // 2]:.3f}")
             print(f"shape fidelity, ramp {ramp[0][1]:.0f}->{peak}->{ramp[-1][1]:.0f} rps over 30 s:"
                   f" {fid * 100:.2f} % of arrivals in their 1-s bin; worst 1-s bin off by "
                   f"{worst:.1f} %")

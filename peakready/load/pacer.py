@@ -19,6 +19,9 @@ import gevent
 from gevent.queue import Queue
 
 BATCH_S = 0.001
+# With the user cap hit, tokens queue up; past this many the scheduler waits (their due
+# times are kept, so the lag is still recorded) instead of spending CPU the users need.
+MAX_BACKLOG = 1000
 USER_COUNT_TTL_S = 0.1  # Locust counts users by walking its greenlets: not per token
 
 
@@ -61,15 +64,17 @@ class Pacer:
             self.idle -= 1
 
     def _run(self) -> None:
-        put, now = self.tokens.put, time.time
+        put, now, qsize = self.tokens.put, time.time, self.tokens.qsize
         for offset in self.offsets:
+            while qsize() >= MAX_BACKLOG:
+                gevent.sleep(0.005)
             due = self.t0 + offset
             delay = due - now()
             if delay > BATCH_S:
                 gevent.sleep(delay - BATCH_S / 2)
             put(due)
             self.emitted += 1
-            if self.tokens.qsize() > self.idle + self.starting:
+            if qsize() > self.idle + self.starting:
                 self._grow_if_needed()
         self.finished = True
 
