@@ -256,7 +256,8 @@ class Balancer:
         sent = time.monotonic()
         try:
             writer.write(req.raw_head + f"X-Forwarded-For: {client}\r\n\r\n".encode() + req.body)
-            resp = await asyncio.wait_for(http11.read_response(reader), self.s.idle_timeout_s)
+            async with asyncio.timeout(self.s.idle_timeout_s):  # no extra task, unlike wait_for
+                resp = await http11.read_response(reader)
             if resp is None:
                 raise ConnectionResetError("target closed the connection")
         except TimeoutError:
@@ -289,8 +290,8 @@ class Balancer:
         try:
             while True:
                 try:
-                    req = await asyncio.wait_for(http11.read_request(reader),
-                                                 self.s.idle_timeout_s)
+                    async with asyncio.timeout(self.s.idle_timeout_s):
+                        req = await http11.read_request(reader)
                 except TimeoutError:
                     break  # idle client connection: closed like an ALB does
                 if req is None:

@@ -53,7 +53,7 @@ class Pool:
 
     async def _connect(self) -> psycopg.AsyncConnection:
         return await psycopg.AsyncConnection.connect(
-            self.dsn, autocommit=True, row_factory=dict_row, prepare_threshold=None
+            self.dsn, autocommit=True, row_factory=dict_row
         )
 
     async def run(self, work: Callable[[psycopg.AsyncConnection], Awaitable[T]],
@@ -63,9 +63,10 @@ class Pool:
         for attempt in (1, 2):
             conn = self._idle.pop() if self._idle else None
             try:
-                if conn is None:
-                    conn = await asyncio.wait_for(self._connect(), self.timeout_s)
-                result = await asyncio.wait_for(work(conn), self.timeout_s)
+                async with asyncio.timeout(self.timeout_s):  # cheaper than wait_for
+                    if conn is None:
+                        conn = await self._connect()
+                    result = await work(conn)
             except (psycopg.OperationalError, psycopg.InterfaceError, OSError,
                     TimeoutError) as exc:
                 self.errors += 1
