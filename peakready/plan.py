@@ -49,6 +49,10 @@ FAULT_RESOURCE_KEYS = {
 # Read-only resources experiments probe (filled the same way, not allow-listed).
 FAULT_PROBE_KEYS = {"target_group": "target_group"}
 
+# The live-SLO steady state defaults to the plan's recovery SLO, so "the steady state
+# held" and "recovered" mean the same numbers: experiment variable -> checks.recovery key.
+FAULT_SLO_KEYS = {"max_p95_ms": "p95_ms", "max_error_rate": "error_rate"}
+
 # Values a user must set in a template; any value containing it is rejected.
 PLACEHOLDER = "CHANGE-ME"
 
@@ -155,8 +159,9 @@ def parse_plan(raw: Any, path: str | Path = "plan.yaml") -> Plan:
     data["target"] = _target(v, raw.get("target"))
     data["load"], duration = _load(v, raw.get("load"))
     data["phases"] = _phases(v, raw.get("phases"), duration)
-    data["faults"] = _faults(v, raw.get("faults"), data["target"], duration)
     data["checks"] = _checks(v, raw.get("checks"))
+    data["faults"] = _faults(v, raw.get("faults"), data["target"], duration,
+                             data["checks"].get("recovery") or {})
     data["stop_conditions"] = _stop_conditions(v, raw.get("stop_conditions"))
     v.no_placeholders(data)
     data["_duration_s"] = duration
@@ -354,8 +359,8 @@ def _phases(v: _Validator, raw: Any, duration: float | None) -> list[dict[str, A
     return copy.deepcopy(raw)
 
 
-def _faults(v: _Validator, raw: Any, target: dict[str, Any],
-            duration: float | None) -> list[dict[str, Any]]:
+def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | None,
+            recovery: dict[str, Any]) -> list[dict[str, Any]]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -391,6 +396,9 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any],
         for key, kind in {**FAULT_RESOURCE_KEYS, **FAULT_PROBE_KEYS}.items():
             if key in declared and key not in config and target["resources"].get(kind):
                 config[key] = target["resources"][kind]
+        for key, source in FAULT_SLO_KEYS.items():
+            if key in declared and key not in config and recovery.get(source) is not None:
+                config[key] = recovery[source]
         out.append({"name": name, "experiment": experiment, "at_s": at_s,
                     "configuration": config})
     return out

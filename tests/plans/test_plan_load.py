@@ -15,6 +15,7 @@ from peakready.plan import PLACEHOLDER, load_plan, parse_plan
 
 ROOT = Path(__file__).resolve().parents[2]
 PLANS = ROOT / "plans"
+DEMO_PATH = PLANS / "sandbox-demo.yaml"
 
 
 def demo() -> dict:
@@ -161,3 +162,13 @@ def test_experiment_that_does_not_validate_is_refused_at_load(tmp_path):
                                        r"validate \(chaos validate\): could not find Python "
                                        r"module 'peakready.no_such_module'"):
         parse_plan(raw, PLANS / "sandbox-demo.yaml")
+
+
+def test_steady_state_slo_follows_the_recovery_check_unless_the_fault_sets_it():
+    raw = demo()
+    raw["checks"]["recovery"].update(p95_ms=450, error_rate=0.01)
+    raw["faults"][1]["configuration"]["max_error_rate"] = 0.2
+    faults = {f["name"]: f["configuration"] for f in parse_plan(raw, DEMO_PATH).faults}
+    assert faults["kill-web-instance"]["max_p95_ms"] == 450
+    assert faults["kill-web-instance"]["max_error_rate"] == 0.01
+    assert faults["aurora-failover"]["max_error_rate"] == 0.2
