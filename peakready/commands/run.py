@@ -44,6 +44,12 @@ def handle(args: argparse.Namespace) -> int:
 
     if args.baseline is not None and not (args.baseline / runfolder.RUN_JSON).exists():
         raise BadInput(f"--baseline: {args.baseline} is not a run folder (no run.json)")
-    return execute(RunOptions(plan_path=args.plan, target=args.target, dry_run=args.dry_run,
-                              baseline=args.baseline, reports_dir=args.reports_dir,
-                              settle_s=args.settle_s, plain=args.plain))
+    from peakready.run.engine import EXIT_INTERRUPTED
+
+    try:
+        return execute(RunOptions(plan_path=args.plan, target=args.target,
+                                  dry_run=args.dry_run, baseline=args.baseline,
+                                  reports_dir=args.reports_dir, settle_s=args.settle_s,
+                                  plain=args.plain))
+    except KeyboardInterrupt:  # the third Ctrl-C: forced; the target was still stopped
+        return EXIT_INTERRUPTED

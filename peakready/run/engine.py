@@ -20,7 +20,7 @@ from typing import IO, Any
 import yaml
 
 from peakready import runfolder
-from peakready.collect import FaultRecord, collect_run
+from peakready.collect import AwsClients, FaultRecord, collect_run
 from peakready.collect.events import event
 from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, BadInput
 from peakready.run import schedule as sched
@@ -67,6 +67,7 @@ class RunState:
     anchor: float | None = None  # load time zero as live.json reports it
     faults: dict[str, RunningFault] = field(default_factory=dict)
     stop_reason: str | None = None
+    stopped_at: float | None = None  # when the stop condition fired / Ctrl-C came
     status: str = "running"
     signals: int = 0
     extra_events: list[dict] = field(default_factory=list)
@@ -84,15 +85,20 @@ def load_spec(opts: RunOptions) -> tuple[Any, dict[str, Any]]:
     from peakready.plan import load_plan
 
     plan = load_plan(opts.plan_path)
-    spec = plan.resolved()
-    if opts.target:
-        spec.setdefault("target", {})["kind"] = opts.target
-        if hasattr(plan, "with_target"):
-            plan = plan.with_target(opts.target)
-    kind = (spec.get("target") or {}).get("kind", "sandbox")
-    if kind not in ("sandbox", "aws"):
-        raise BadInput(f"{opts.plan_path}: target.kind: must be sandbox or aws, not {kind!r}")
-    return plan, spec
+    if opts.target and opts.target != plan.kind:
+        plan = plan.with_target(opts.target)
+    return plan, plan.resolved()
+
+
+def validate_before_start(plan: Any, spec: dict[str, Any]) -> list[str]:
+    """What can be checked without the target: load settings and profile (the host is
+    only known once the target runs, so a placeholder stands in for it here) and every
+    experiment (``chaos validate``; preflight reuses the result)."""
+    from peakready import safety
+    from peakready.load import resolve as resolve_load
+
+    resolve_load(_load_settings(spec, "http://127.0.0.1:9"))
+    return safety.validate_experiments(plan)
 
 
 def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:
@@ -208,6 +214,7 @@ def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
         now = time.time()
         if state.signals:
             state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C)"
+            state.stopped_at = now
             return
         live = _read_live(live_path)
         fresh = live is not None and now - float(live.get("ts") or 0) <= LIVE_STALE_S
@@ -228,7 +235,7 @@ def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
             if firing:
                 reason = stops.alarm_reason(firing)
         if reason:
-            state.status, state.stop_reason = "aborted", reason
+            state.status, state.stop_reason, state.stopped_at = "aborted", reason, now
             view.say(f"ABORT: {reason}")
             return
 
@@ -359,6 +366,7 @@ def execute(opts: RunOptions) -> int:
     if opts.dry_run:
         return dry_run(plan, spec, view)
 
+    validate_before_start(plan, spec)
     kind = spec["target"].get("kind", "sandbox")
     state_box: list[RunState | None] = [None]
     with _Signals(lambda: state_box[0], view) as signals:
@@ -369,10 +377,11 @@ def execute(opts: RunOptions) -> int:
         else:
             target = open_aws(spec["target"])
         try:
-            if signals.count:
-                raise KeyboardInterrupt
             for note in preflight(plan, spec, target):
                 view.say(f"preflight: {note}")
+            if signals.count:
+                view.say("interrupted before the load started: nothing was injected")
+                return EXIT_INTERRUPTED
             return _run(opts, plan, spec, target, view, plan_dir, state_box, signals)
         finally:
             target.stop()
@@ -395,7 +404,7 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     load = start_load(settings, run_dir)
     # after start_load, which writes its own load-only plan.yaml: the whole resolved plan
     (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(resolved, sort_keys=False))
-    state = RunState(run_dir=run_dir, load_started_at=time.time())
+    state = RunState(run_dir=run_dir, load_started_at=time.time(), signals=signals.count)
     state_box[0] = state
     runfolder.update_run_json(run_dir, load_started_at=state.load_started_at)
     try:
@@ -409,12 +418,11 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
         state.status, state.stop_reason = "failed", f"the load ended with exit code {load.poll()}"
     ended = time.time()
 
-    if state.stop_reason and state.status == "aborted":
-        state.extra_events.append(event(ended, "peakready", "abort", run_dir.name,
-                                        reason=state.stop_reason))
-    elif state.status == "interrupted":
-        state.extra_events.append(event(ended, "peakready", "interrupt", run_dir.name,
-                                        reason=state.stop_reason))
+    if state.status in ("aborted", "interrupted"):
+        kind = "abort" if state.status == "aborted" else "interrupt"
+        state.extra_events.append(event(state.stopped_at or ended, "peakready", kind,
+                                        run_dir.name, reason=state.stop_reason,
+                                        wound_down_at=ended))
     anchor = state.anchor if state.anchor is not None else state.load_started_at
     state.extra_events.extend(phase_events(spec.get("phases") or [], anchor, ended))
     schedule = sched.fault_schedule(spec.get("faults") or [])
@@ -428,7 +436,7 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     # while the storefront is still up: is every confirmed order still there?
     _verify_orders(run_dir, target, view)
     _collect(opts, spec, target, state, view, anchor, ended)
-    target.stop()
+    target.stop(keep_logs_in=run_dir / runfolder.LOGS_DIR / "sandbox")
     view.say("target stopped" if target.kind == "sandbox" else "collection done")
     return _analyze(opts, run_dir, state, view)
 
@@ -509,14 +517,15 @@ def dry_run(plan: Any, spec: dict[str, Any], view: LiveView) -> int:
     """Validate everything, inject nothing, start no load."""
     from peakready import safety
 
-    report = safety.dry_run(plan)
+    aws_env = None
+    if spec["target"]["kind"] == "aws":
+        aws_env = AwsClients(spec["target"].get("region") or "eu-central-1").env()
+    report = safety.dry_run(plan, aws_env)
     view.say(f"dry run of {spec.get('name')}: nothing injected, no load")
     if isinstance(report, dict):
         for key, value in report.items():
-            view.say(f"  {key}: {value}")
-    elif isinstance(report, list | tuple):
-        for item in report:
-            view.say(f"  {item}")
-    elif report is not None:
-        view.say(str(report))
+            view.say(f"  {key}:" + ("" if isinstance(value, list | tuple) else f" {value}"))
+            if isinstance(value, list | tuple):
+                for item in value:
+                    view.say(f"    {item}")
     return 0

@@ -40,17 +40,39 @@ class Target:
             out["account_id"] = aws.get("account_id")
         return out
 
-    def stop(self) -> None:
-        """Stop the sandbox (no-op for AWS); safe to call twice."""
+    def stop(self, keep_logs_in: Path | None = None) -> None:
+        """Stop the sandbox (no-op for AWS), first copying its logs into the run folder;
+        safe to call twice."""
         if self.kind != "sandbox" or self.state_dir is None:
             return
         from peakready import sandbox
 
         state_dir, self.state_dir = self.state_dir, None
+        if keep_logs_in is not None:
+            copy_logs(state_dir / "logs", keep_logs_in)
         try:
             sandbox.stop(state_dir)
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+MAX_LOG_BYTES = 50 * 2**20
+
+
+def copy_logs(source: Path, dest: Path) -> None:
+    """The sandbox's process logs (daemon, storefronts, balancer access log, databases)
+    are evidence of what happened; huge files are left out."""
+    if not source.is_dir():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    for path in source.rglob("*"):
+        if path.is_file() and path.stat().st_size <= MAX_LOG_BYTES:
+            target = dest / path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                shutil.copy2(path, target)
+            except OSError:
+                continue
 
 
 def open_aws(spec_target: dict[str, Any]) -> Target:
@@ -70,11 +92,13 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
     state_dir = Path(tempfile.mkdtemp(prefix="peakready-run-sandbox-"))
     try:
         status = sandbox.start(state_dir=state_dir, lb_port=0)
-    except BaseException:
+    except BaseException as exc:
         try:
             sandbox.stop(state_dir)
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+        if isinstance(exc, Exception):
+            raise BadInput(f"the sandbox did not start: {exc}") from None
         raise
     aws = status.get("aws")
     region = (aws or {}).get("region") or spec_target.get("region") or "eu-central-1"

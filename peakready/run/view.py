@@ -123,9 +123,9 @@ class LiveView:
         now = time.monotonic()
         if now - self._last_line >= self.every_s:
             self._last_line = now
-            self.console.print(line(snap), markup=False)
+            self.console.print(line(snap), markup=False, soft_wrap=True)
 
     def say(self, message: str) -> None:
         """An event line (fault started, abort, ...), shown in both modes."""
         stamp = time.strftime("%H:%M:%S")
-        self.console.print(f"[{stamp}] {message}", markup=False)
+        self.console.print(f"[{stamp}] {message}", markup=False, soft_wrap=True)
