@@ -195,8 +195,6 @@ def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:
     """
     notes = validate_experiments(plan)
     touched = plan.touched_resources()
-    if not touched and not plan.faults:
-        return notes + ["no faults in the plan: allow-list not needed"]
     aws = _Aws(plan, aws_env)
     account = aws.account_id()
     allowed_accounts = plan.target["allow"]["account_ids"]
@@ -209,6 +207,8 @@ def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:
         notes.append(f"account {account} (the sandbox's; target.allow.account_ids is empty)")
     else:
         notes.append(f"account {account} is allowed")
+    if not plan.faults:
+        return notes + ["no faults in the plan: nothing to allow-list"]
 
     tags, descriptions = {}, {}
     for _fault, kind, name in touched:
