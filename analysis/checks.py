@@ -755,14 +755,16 @@ def orders_integrity(ctx: Context) -> dict[str, Any]:
                       f"{len(confirmed)} confirmed orders but integrity/orders.parquet was not "
                       "written (the orders were not looked up after the load)", figure=None)
     checked = checked.assign(order_id=lambda d: d["order_id"].astype(str))
-    ids = set(confirmed["order_id"]) | set(checked["order_id"])
-    if not ids:
+    confirmed_ids = pd.Index(confirmed["order_id"]).unique()
+    checked_ids = pd.Index(checked["order_id"]).unique()
+    ids = confirmed_ids.union(checked_ids)
+    if not len(ids):
         return result(name, "integrity", SKIPPED, "no confirmed orders in this run", figure=None)
     not_found = checked.loc[~checked["found"].astype(bool)]
     gone = not_found["status"].astype(int).isin([404, 410])
     missing = not_found.loc[gone, "order_id"].tolist()
     unverified = not_found.loc[~gone, "order_id"].tolist()
-    unchecked = sorted(set(confirmed["order_id"]) - set(checked["order_id"]))
+    unchecked = sorted(confirmed_ids.difference(checked_ids))
     lost = len(missing) + len(unverified) + len(unchecked)
     evidence = {"confirmed": len(ids), "looked_up": len(checked), "missing": len(missing),
                 "lookup_failed": len(unverified), "not_looked_up": len(unchecked),

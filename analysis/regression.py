@@ -16,10 +16,10 @@ Hodges-Lehmann shift of log latency with its distribution-free interval.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from scipy import stats as sstats
 
 from analysis.load import Run
@@ -68,9 +68,28 @@ def _sample(rng: np.random.Generator, n: int) -> np.ndarray:
         np.arange(n)
 
 
-def _side(run: Run, endpoint: str) -> pd.DataFrame:
+@dataclass
+class Side:
+    """One run's requests of one endpoint as plain arrays (no DataFrame copies of 10M rows)."""
+
+    ts: np.ndarray
+    rt: np.ndarray
+    ok: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def only_ok(self) -> Side:
+        return Side(self.ts[self.ok], self.rt[self.ok], self.ok[self.ok])
+
+
+def _side(run: Run, endpoint: str) -> Side:
     s = run.samples
-    return s if endpoint == "*" else s.loc[s["endpoint"] == endpoint]
+    ts, rt, ok = s["ts"].to_numpy(), s["rt_ms"].to_numpy(), s["ok"].to_numpy()
+    if endpoint != "*":
+        mask = s["endpoint"].cat.codes.to_numpy() == s["endpoint"].cat.categories.get_loc(endpoint)
+        ts, rt, ok = ts[mask], rt[mask], ok[mask]
+    return Side(ts, rt, ok)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -141,13 +160,13 @@ def _decide(item: dict[str, Any], alpha: float, cfg: dict[str, Any]) -> str:
     return "pass"
 
 
-def _endpoint_items(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpoint: str,
+def _endpoint_items(base: Run, run: Run, a: Side, b: Side, endpoint: str,
                     cfg: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
     metrics = list(cfg["metrics"])
     margin, conf = float(cfg["margin"]), float(cfg["confidence"])
     lo_q, hi_q = (1 - conf) / 2, 1 - (1 - conf) / 2
     out = []
-    a_ok, b_ok = a.loc[a["ok"]], b.loc[b["ok"]]
+    a_ok, b_ok = a.only_ok(), b.only_ok()
     enough = min(len(a_ok), len(b_ok)) >= int(cfg["min_samples"])
     lat = [m for m in metrics if m in QS]
     shift = {}
@@ -155,16 +174,18 @@ def _endpoint_items(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpo
         boot = {}
         for key, r, side in (("a", base, a_ok), ("b", run, b_ok)):
             pick = _sample(rng, len(side))
-            values = side["rt_ms"].to_numpy()[pick]
-            blocks, n_blocks = _blocks(r, side["ts"].to_numpy()[pick])
+            values = side.rt[pick]
+            blocks, n_blocks = _blocks(r, side.ts[pick])
             present = np.bincount(blocks, minlength=n_blocks) > 0
             weights = _block_weights(rng, n_blocks, present)
             boot[key] = _boot_quantiles(values, blocks, weights, [QS[m] for m in lat])
         change_b = boot["b"] / np.maximum(boot["a"], 1e-9) - 1.0
-        shift = hodges_lehmann(a_ok["rt_ms"].to_numpy(), b_ok["rt_ms"].to_numpy(), conf, rng)
+        shift = hodges_lehmann(a_ok.rt, b_ok.rt, conf, rng)
+    nan = [float("nan")] * len(lat)
+    qas = np.quantile(a_ok.rt, [QS[m] for m in lat]) if len(a_ok) and lat else nan
+    qbs = np.quantile(b_ok.rt, [QS[m] for m in lat]) if len(b_ok) and lat else nan
     for j, metric in enumerate(lat):
-        qa = float(np.quantile(a_ok["rt_ms"], QS[metric])) if len(a_ok) else float("nan")
-        qb = float(np.quantile(b_ok["rt_ms"], QS[metric])) if len(b_ok) else float("nan")
+        qa, qb = float(qas[j]), float(qbs[j])
         item = {"endpoint": endpoint, "metric": metric, "unit": "ms", "baseline": qa, "run": qb,
                 "change": qb / qa - 1.0 if qa > 0 else float("nan"), "relative": True,
                 "margin": margin, "n_baseline": len(a_ok), "n_run": len(b_ok),
@@ -180,12 +201,12 @@ def _endpoint_items(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpo
     return out
 
 
-def _error_item(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpoint: str,
+def _error_item(base: Run, run: Run, a: Side, b: Side, endpoint: str,
                 cfg: dict[str, Any], rng: np.random.Generator, lo_q: float,
                 hi_q: float) -> dict[str, Any]:
     margin = float(cfg["error_margin"])
-    ra = float((~a["ok"]).mean()) if len(a) else float("nan")
-    rb = float((~b["ok"]).mean()) if len(b) else float("nan")
+    ra = float((~a.ok).mean()) if len(a) else float("nan")
+    rb = float((~b.ok).mean()) if len(b) else float("nan")
     item = {"endpoint": endpoint, "metric": "error_rate", "unit": "", "baseline": ra, "run": rb,
             "change": rb - ra, "relative": False, "margin": margin, "n_baseline": len(a),
             "n_run": len(b), "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None}
@@ -193,9 +214,9 @@ def _error_item(base: Run, run: Run, a: pd.DataFrame, b: pd.DataFrame, endpoint:
         return item
     rates = []
     for r, side in ((base, a), (run, b)):
-        blocks, n_blocks = _blocks(r, side["ts"].to_numpy())
+        blocks, n_blocks = _blocks(r, side.ts)
         n = np.bincount(blocks, minlength=n_blocks)
-        err = np.bincount(blocks, weights=~side["ok"].to_numpy(), minlength=n_blocks)
+        err = np.bincount(blocks, weights=~side.ok, minlength=n_blocks)
         weights = _block_weights(rng, n_blocks, n > 0)
         rates.append((weights @ err) / np.maximum(weights @ n, 1))
     diff = rates[1] - rates[0]

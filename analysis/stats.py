@@ -117,12 +117,17 @@ def timeseries(samples: pd.DataFrame, t0: float, width_s: float,
 
 def binned_quantiles(bins: np.ndarray, values: np.ndarray, n_bins: int,
                      qs: tuple[float, ...]) -> dict[float, np.ndarray]:
-    """Several quantiles per bin sharing one sort."""
+    """Several linear-interpolated quantiles per bin from one sort of a combined key
+    ``bin * span + value`` (a single float sort is several times faster than a lexsort)."""
     out = {q: np.full(n_bins, np.nan) for q in qs}
     if len(values) == 0:
         return out
-    order = np.lexsort((values, bins))
-    sb, sv = bins[order], values[order]
+    lo_v = float(values.min())
+    span = float(values.max()) - lo_v + 1.0
+    key = bins.astype(np.float64) * span + (values - lo_v)
+    key.sort()
+    sb = np.floor(key / span).astype(np.int64)
+    sv = key - sb * span + lo_v
     starts = np.searchsorted(sb, np.arange(n_bins), side="left")
     ends = np.searchsorted(sb, np.arange(n_bins), side="right")
     counts = ends - starts

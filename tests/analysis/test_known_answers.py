@@ -187,3 +187,18 @@ def test_a_later_fault_is_not_blamed_on_an_earlier_one(make_run):
     res = by_name(evaluate(run, {"recovery": {**SLO, "max_s": 60}}))
     assert res["recovery after quiet"]["measured"] == 0.0
     assert res["recovery after loud"]["measured"] == pytest.approx(3.0, abs=1.0)
+
+
+def test_binned_quantiles_match_numpy_per_bin():
+    import numpy as np
+
+    from analysis.stats import binned_quantiles
+
+    rng = np.random.default_rng(7)
+    bins = rng.integers(0, 50, 20_000)  # unsorted on purpose
+    values = rng.lognormal(3.0, 1.0, 20_000)
+    got = binned_quantiles(bins, values, 52, (0.5, 0.95, 0.99))
+    for b in (0, 13, 49):
+        expected = np.quantile(values[bins == b], [0.5, 0.95, 0.99])
+        assert [got[q][b] for q in (0.5, 0.95, 0.99)] == pytest.approx(expected, rel=1e-9)
+    assert np.isnan(got[0.95][51])
