@@ -80,6 +80,10 @@ def sandbox_status(tmp_path_factory):
         try:
             yield {**status, "state_dir": str(state_dir)}
         finally:
+            log = state_dir / "logs" / "daemon.log"
+            if log.exists():  # kept for post-mortems: the state folder is removed on stop
+                keep = tmp_path_factory.getbasetemp() / f"daemon-{state_dir.name}.log"
+                keep.write_bytes(log.read_bytes())
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)

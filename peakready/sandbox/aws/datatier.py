@@ -225,6 +225,28 @@ class DataTier:
                     if role in ("primary", "replica"):
                         member["current_role"] = role
 
+    def member_clusters(self, show_nodes: bool) -> list[dict]:
+        """The replication groups' member clusters in DescribeCacheClusters' shape."""
+        with LOCK:
+            groups = list(elasticache_backends[names.ACCOUNT_ID][names.REGION]
+                          .replication_groups.values())
+            members = [(g, m) for g in groups for m in self._members(g)]
+        out = []
+        for group, member in members:
+            cluster_id = member["cache_cluster_id"]
+            item = {"CacheClusterId": cluster_id, "ReplicationGroupId": group.replication_group_id,
+                    "CacheClusterStatus": "available", "Engine": "redis",
+                    "EngineVersion": "7.1", "CacheNodeType": group.cache_node_type,
+                    "NumCacheNodes": 1,
+                    "PreferredAvailabilityZone": member.get("preferred_availability_zone")}
+            nodes = self.cache_nodes_of(cluster_id)
+            if nodes and nodes[0]["CacheNodeStatus"] != "available":
+                item["CacheClusterStatus"] = "rebooting cache cluster nodes"
+            if show_nodes:
+                item["CacheNodes"] = nodes
+            out.append(item)
+        return out
+
     def cache_nodes_of(self, cluster_id: str) -> list[dict]:
         """CacheNodes for describe_cache_clusters(ShowCacheNodeInfo=True)."""
         node = next((n for n in self.stack.cache_nodes() if n["name"] == cluster_id), None)

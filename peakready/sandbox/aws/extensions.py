@@ -17,7 +17,8 @@ import functools
 import threading
 from typing import Any
 
-from moto.autoscaling.models import FakeAutoScalingGroup
+from moto.autoscaling.exceptions import ValidationError as AutoScalingValidationError
+from moto.autoscaling.models import FakeAutoScalingGroup, InstanceState
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.cloudwatch.exceptions import InvalidParameterValue, ValidationError
 from moto.cloudwatch.responses import CloudWatchResponse
@@ -98,6 +99,16 @@ def install() -> None:
 
     _patch(FakeAutoScalingGroup, "active_instances", active_instances)
 
+    # ... and a new instance is born Pending (moto: InService) until its target is healthy
+    state_init = InstanceState.__init__
+
+    def instance_state_init(self, instance, lifecycle_state="InService", *args, **kwargs):
+        if _plane() is not None and lifecycle_state == "InService":
+            lifecycle_state = "Pending"
+        state_init(self, instance, lifecycle_state, *args, **kwargs)
+
+    _patch(InstanceState, "__init__", instance_state_init)
+
     # ---- Auto Scaling / EC2 ------------------------------------------------------
     @_routed(AutoScalingResponse, "describe_scaling_activities")
     def describe_scaling_activities(self, plane):
@@ -127,8 +138,26 @@ def install() -> None:
         plane.web.after_api_change()
         return result
 
-    for action in ("set_desired_capacity", "update_auto_scaling_group", "execute_policy"):
+    original_set_desired = AutoScalingResponse.set_desired_capacity
+
+    @_routed(AutoScalingResponse, "set_desired_capacity")
+    def set_desired_capacity(self, plane):
+        name = self._get_param("AutoScalingGroupName")
+        desired = self._get_int_param("DesiredCapacity")
+        group = self.autoscaling_backend.autoscaling_groups.get(name)
+        if group is not None and desired is not None and not (
+                group.min_size <= desired <= group.max_size):
+            raise AutoScalingValidationError(
+                f"New SetDesiredCapacity value {desired} is {'above max' if desired > group.max_size else 'below min'} "
+                f"value {group.max_size if desired > group.max_size else group.min_size} for the AutoScalingGroup.")
+        plane.web.note_capacity_request(name, group.desired_capacity if group else None, desired)
+        result = original_set_desired(self)
+        plane.web.after_api_change()
+        return result
+
+    for action in ("update_auto_scaling_group", "execute_policy"):
         _route_then_reconcile(AutoScalingResponse, action)
+    _route_then_reconcile(InstanceResponse, "stop_instances")
 
     # ---- ELBv2 -------------------------------------------------------------------
     original_target_health = ELBV2Response.describe_target_health
@@ -251,11 +280,17 @@ def install() -> None:
 
     @_routed(ElastiCacheResponse, "describe_cache_clusters")
     def describe_cache_clusters(self, plane):
-        result = original_cache_clusters(self)
-        if self._get_bool_param("ShowCacheNodeInfo", False):
-            for cluster in result.result["CacheClusters"]:
-                cluster.CacheNodes = plane.data.cache_nodes_of(cluster.cache_cluster_id)
-        return result
+        """Replication-group members are cache clusters too (moto lists none), with
+        CacheNodes from the live Redis processes under ShowCacheNodeInfo."""
+        wanted = self._get_param("CacheClusterId")
+        members = plane.data.member_clusters(self._get_bool_param("ShowCacheNodeInfo", False))
+        if wanted:
+            mine = [m for m in members if m["CacheClusterId"] == wanted]
+            if mine:
+                return ActionResult({"CacheClusters": mine})
+            return original_cache_clusters(self)
+        others = list(original_cache_clusters(self).result["CacheClusters"])
+        return ActionResult({"CacheClusters": members + others})
 
 
 def _route_then_reconcile(cls: type, action: str) -> None:

@@ -9,17 +9,20 @@ replaced. Every launch and termination is a scaling activity with AWS's wording.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from moto.autoscaling.models import autoscaling_backends
+from moto.elbv2.models import elbv2_backends
 
 from peakready.sandbox.aws import names
 from peakready.sandbox.aws.extensions import LOCK
 from peakready.sandbox.aws.scaling import ActivityLog, iso, launch_cause
 
+log = logging.getLogger(__name__)
 _REASONS = {"initial": "Elb.InitialHealthChecking", "unhealthy": "Target.FailedHealthChecks",
             "draining": "Target.DeregistrationInProgress", "unused": "Target.NotRegistered"}
 
@@ -77,6 +80,13 @@ class WebTier:
                          f"an EC2 health check indicating it has been terminated or stopped.")
             self.terminations.setdefault(instance_id, {"cause": cause, "graceful": graceful})
 
+    def note_capacity_request(self, group: str, before: int | None, after: int | None) -> None:
+        """SetDesiredCapacity: the causes of the launches/terminations it brings."""
+        if group == names.ASG and before is not None and after is not None and before != after:
+            self.trigger = (f"At {iso(datetime.now(UTC))} a user request explicitly set group "
+                            f"desired capacity changing the desired capacity from {before} to "
+                            f"{after}.  ")
+
     def after_api_change(self) -> dict | None:
         """Processes follow an API call at once; returns the newest activity."""
         self.reconcile()
@@ -85,8 +95,15 @@ class WebTier:
 
     # ---- the loop ---------------------------------------------------------------
     def reconcile(self) -> None:
-        """One pass: launch what moto added, stop what moto removed, track health."""
+        """Launch what moto added, stop what moto removed, track health; again at once
+        when a pass replaced an instance, so the replacement boots without delay."""
+        for _ in range(3):
+            if not self._reconcile_pass():
+                return
+
+    def _reconcile_pass(self) -> bool:
         now = time.time()
+        replaced = False
         with LOCK:
             g = self.group()
             states = {s.instance.id: s for s in g.instance_states}
@@ -99,6 +116,7 @@ class WebTier:
                 self._terminate(instance_id, trigger, before + len(new), now)
             for n, instance_id in enumerate(new):
                 states[instance_id].lifecycle_state = "Pending"
+                log.info("launching %s", instance_id)
                 self.stack.launch_instance(instance_id)
                 self.stack.register_target(instance_id)
                 cause = launch_cause(datetime.now(UTC), before + n, before + n + 1, trigger)
@@ -106,15 +124,28 @@ class WebTier:
                     f"Launching a new EC2 instance: {instance_id}", cause)
                 self.tracked[instance_id] = _Tracked(activity=activity, launched=now)
             for instance_id, state in states.items():
-                self._follow_health(instance_id, state, health.get(instance_id), now)
+                replaced |= self._follow_health(instance_id, state, health.get(instance_id), now)
+        return replaced
 
-    def _follow_health(self, instance_id: str, state, target: str | None, now: float) -> None:
+    def _follow_health(self, instance_id: str, state, target: str | None, now: float) -> bool:
+        """Follow the target's health; True when the instance was taken out."""
         tracked = self.tracked[instance_id]
+        if state.instance.state in ("stopping", "stopped"):
+            # a stopped VM fails the EC2 status check: the group replaces it at once
+            self.terminations[instance_id] = {
+                "cause": f"At {iso(datetime.now(UTC))} an instance was taken out of service "
+                         f"in response to an EC2 health check indicating it has been "
+                         f"terminated or stopped.", "graceful": False}
+            state.health_status = "Unhealthy"
+            backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
+            log.info("replacing stopped instance %s", instance_id)
+            backend.terminate_instance(instance_id, should_decrement=False)
+            return True
         if state.lifecycle_state == "Pending" and target == "healthy":
             state.lifecycle_state = "InService"
             tracked.in_service_at = now
             self.activities.finish(tracked.activity)
-            return
+            return False
         if target == "unhealthy" and state.lifecycle_state == "InService":
             tracked.unhealthy_since = tracked.unhealthy_since or now
         else:
@@ -122,14 +153,18 @@ class WebTier:
         if (tracked.unhealthy_since is not None and state.health_status == "Healthy"
                 and now - tracked.unhealthy_since >= self.timing.replace_unhealthy_after_s):
             state.health_status = "Unhealthy"
+            log.info("replacing unhealthy instance %s", instance_id)
             self.terminations[instance_id] = {
                 "cause": f"At {iso(datetime.now(UTC))} an instance was taken out of service "
                          f"in response to an ELB system health check failure.",
                 "graceful": False}
             backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
             backend.terminate_instance(instance_id, should_decrement=False)
+            return True
+        return False
 
     def _terminate(self, instance_id: str, trigger: str, after: int, now: float) -> None:
+        log.info("terminating %s", instance_id)
         how = self.terminations.get(instance_id) or {
             "cause": f"{trigger}At {iso(datetime.now(UTC))} an instance was taken out of "
                      f"service in response to a difference between desired and actual "
@@ -140,6 +175,7 @@ class WebTier:
         self.activities.finish(tracked.activity, "Cancelled", "Instance was terminated.")
         activity = self.activities.start(f"Terminating EC2 instance: {instance_id}", how["cause"])
         self.stack.deregister_target(instance_id)
+        self._deregister_in_moto(instance_id)
         if how["graceful"]:
             # ALB drains the target first; the VM is terminated after the delay.
             timer = threading.Timer(self.timing.deregistration_delay_s, self._kill,
@@ -149,6 +185,14 @@ class WebTier:
             timer.start()
         else:
             self._kill(instance_id, activity)
+
+    def _deregister_in_moto(self, instance_id: str) -> None:
+        """The group takes a terminated instance out of its target groups (moto does
+        not when it scales in)."""
+        group = elbv2_backends[names.ACCOUNT_ID][names.REGION].target_groups.get(
+            self.target_group_arn)
+        if group is not None and instance_id in group.targets:
+            group.deregister([{"Id": instance_id}])
 
     def _kill(self, instance_id: str, activity: str, graceful: bool = False) -> None:
         if graceful:

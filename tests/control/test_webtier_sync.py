@@ -1,0 +1,118 @@
+"""AWS state and processes in step, both ways, beyond the Must-show cases: a crashed
+process is replaced, desired capacity starts and stops processes (with draining),
+stopped instances are replaced, AWS's limits hold, cache node reboots move Redis."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from botocore.exceptions import ClientError
+from chaosaws.elasticache.actions import reboot_cache_clusters
+
+from peakready.sandbox.aws import names
+
+from .conftest import asg_instances, live_status, wait_for
+
+
+def _in_service(aws) -> set[str]:
+    return {i["InstanceId"] for i in asg_instances(aws) if i["LifecycleState"] == "InService"}
+
+
+def _activities(aws, since):
+    return [a for a in aws("autoscaling").describe_scaling_activities(
+        AutoScalingGroupName=names.ASG)["Activities"] if a["StartTime"] >= since]
+
+
+def _pid(sandbox_status, instance_id: str) -> int:
+    return next(c["pid"] for c in live_status(sandbox_status)["components"]
+                if c["name"] == instance_id)
+
+
+def _gone(pid: int) -> bool:
+    import psutil
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_crashed_process_turns_unhealthy_and_is_replaced(sandbox_status, aws):
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    victim = sorted(_in_service(aws))[0]
+    os.kill(_pid(sandbox_status, victim), signal.SIGKILL)  # a process this sandbox started
+    wait_for(lambda: victim not in {i["InstanceId"] for i in asg_instances(aws)}, 20,
+             what="the group to take the crashed instance out")
+    wait_for(lambda: len(_in_service(aws)) == 2, 20, what="a healthy replacement")
+    causes = [a["Cause"] for a in _activities(aws, since)
+              if a["Description"] == f"Terminating EC2 instance: {victim}"]
+    assert causes and "ELB system health check failure" in causes[0], causes
+
+
+def test_desired_capacity_starts_and_drains_processes(sandbox_status, aws):
+    autoscaling = aws("autoscaling")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    before = _in_service(aws)
+    autoscaling.set_desired_capacity(AutoScalingGroupName=names.ASG, DesiredCapacity=3)
+    new = wait_for(lambda: _in_service(aws) - before, 20, what="a third instance in service")
+    (new_id,) = new
+    assert _pid(sandbox_status, new_id) > 0
+
+    autoscaling.set_desired_capacity(AutoScalingGroupName=names.ASG, DesiredCapacity=2)
+    removed = wait_for(lambda: (before | new) - {i["InstanceId"] for i in asg_instances(aws)},
+                       5, what="the group to shrink")
+    (removed_id,) = removed
+    pid = _pid(sandbox_status, removed_id)
+    assert not _gone(pid)  # deregistered first; the VM ends after the deregistration delay
+    wait_for(lambda: _gone(pid), 10, what="the drained process to stop")
+    tg_arn = aws("elbv2").describe_target_groups(Names=[names.TARGET_GROUP])["TargetGroups"][0][
+        "TargetGroupArn"]
+    health = aws("elbv2").describe_target_health(TargetGroupArn=tg_arn)[
+        "TargetHealthDescriptions"]
+    assert removed_id not in {h["Target"]["Id"] for h in health}
+    by_desc = {a["Description"]: a for a in _activities(aws, since)}
+    assert "explicitly set group desired capacity changing the desired capacity from 2 to 3" \
+        in by_desc[f"Launching a new EC2 instance: {new_id}"]["Cause"]
+    term = by_desc[f"Terminating EC2 instance: {removed_id}"]
+    assert term["StatusCode"] == "Successful"
+    assert (term["EndTime"] - term["StartTime"]).total_seconds() >= 1.0  # FAST's delay
+
+    with pytest.raises(ClientError, match="above max"):
+        autoscaling.set_desired_capacity(AutoScalingGroupName=names.ASG,
+                                         DesiredCapacity=names.ASG_MAX + 1)
+
+
+def test_stopped_instance_is_replaced(sandbox_status, aws):
+    victim = sorted(_in_service(aws))[0]
+    pid = _pid(sandbox_status, victim)
+    aws("ec2").stop_instances(InstanceIds=[victim])
+    wait_for(lambda: _gone(pid), 5, what="the stopped instance's process to end")
+    wait_for(lambda: len(_in_service(aws) - {victim}) == 2, 20, what="a replacement")
+
+
+def test_reboot_cache_cluster_moves_the_primary_and_node_info_is_live(sandbox_status, aws,
+                                                                     chaos_config):
+    cache = aws("elasticache")
+    group = cache.describe_replication_groups(ReplicationGroupId=names.CACHE_GROUP)[
+        "ReplicationGroups"][0]
+    primary = next(m["CacheClusterId"] for m in group["NodeGroups"][0]["NodeGroupMembers"]
+                   if m["CurrentRole"] == "primary")
+    port = next(c["port"] for c in live_status(sandbox_status)["components"]
+                if c["name"] == primary)
+    info = cache.describe_cache_clusters(CacheClusterId=primary, ShowCacheNodeInfo=True)
+    assert info["CacheClusters"][0]["CacheNodes"][0]["Endpoint"]["Port"] == port
+
+    reboot_cache_clusters(cluster_ids=[primary], configuration=chaos_config)
+
+    def roles():
+        group = cache.describe_replication_groups(ReplicationGroupId=names.CACHE_GROUP)[
+            "ReplicationGroups"][0]
+        return {m["CacheClusterId"]: m["CurrentRole"]
+                for m in group["NodeGroups"][0]["NodeGroupMembers"]}
+    wait_for(lambda: roles()[primary] == "replica", 15, what="the rebooted primary to hand over")
+    wait_for(lambda: any(e["Message"] == "Finished recovery for cache nodes 0001"
+                         and e["SourceIdentifier"] == primary
+                         for e in cache.describe_events()["Events"]), 20,
+             what="the node to come back as a replica")
