@@ -165,7 +165,9 @@ def _launch(fault: sched.ScheduledFault, state: RunState, spec: dict[str, Any],
     run_dir = state.run_dir
     experiment = Path(fault.experiment)
     if not experiment.is_absolute() and not experiment.exists():
-        experiment = plan_dir / experiment
+        # relative to the plan's folder or to the project root above plans/
+        candidates = [plan_dir / "plans" / experiment, plan_dir / experiment]
+        experiment = next((c for c in candidates if c.exists()), experiment)
     configuration = {"live_status": str((run_dir / runfolder.LIVE_STATUS).resolve()),
                      "aws_region": target.region, **fault.configuration}
     process = start_experiment(

@@ -287,3 +287,16 @@ def test_ci_gate_plan_end_to_end_on_the_sandbox(tmp_path):
     assert set(metrics.query("metric == 'TargetResponseTime'")["stat"]) >= {"p95", "Average"}
     assert (run_dir / "integrity" / "orders.parquet").exists()
     assert (run_dir / "verdict.json").exists() and (run_dir / "junit.xml").exists()
+
+
+def test_dry_run_validates_and_starts_nothing(tmp_path):
+    reports = tmp_path / "reports"
+    before = _sandbox_dirs()
+    done = subprocess.run([sys.executable, "-m", "peakready.cli", "run", "plans/sandbox-demo.yaml",
+                           "--dry-run", "--plain", "--reports-dir", str(reports)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing injected" in done.stdout
+    for experiment in ("kill-web-instance", "aurora-failover", "cache-node-failover"):
+        assert experiment in done.stdout
+    assert _run_dirs(reports) == [] and _sandbox_dirs() <= before

@@ -71,3 +71,19 @@ def test_phase_events_cover_what_actually_ran():
     rows = phase_events(phases, anchor=1000.0, end=1050.0)  # aborted at t=50
     assert [r["resource"] for r in rows] == ["warm-up", "peak"]
     assert json.loads(rows[1]["detail"]) == {"start": 1030.0, "end": 1050.0}
+
+
+def test_live_view_on_a_terminal_draws_the_panel():
+    from rich.console import Console
+
+    from peakready.run.view import table
+
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=True, width=100)
+    console.print(table(Snapshot(elapsed_s=12, phase="ramp", target_rps=40.0, achieved_rps=38.5,
+                                 p95_ms=81.0, error_rate=0.0, in_service=2, desired=3,
+                                 next_fault=("kill-web-instance", 23.0),
+                                 guard="error rate over bound for 4/15 s")))
+    text = out.getvalue()
+    for part in ("ramp", "38.5 / 40.0", "81 ms", "2 / 3", "kill-web-instance in 23 s", "4/15 s"):
+        assert part in text, part
