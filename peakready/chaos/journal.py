@@ -48,23 +48,28 @@ def _ts(value: str | None) -> float | None:
     return datetime.fromisoformat(value).timestamp()
 
 
-def _first_failed_probe(state: dict[str, Any]) -> str:
+def _failed_probe(state: dict[str, Any]) -> dict[str, Any] | None:
+    """The first probe run of a hypothesis check that failed or missed its tolerance."""
     for run in state.get("probes") or []:
         if run.get("status") == "failed" or run.get("tolerance_met") is False:
-            name = (run.get("activity") or {}).get("name", "?")
-            output = run.get("output")
-            why = output.get("reason") if isinstance(output, dict) else None
-            why = why or (run.get("exception") or [""])[-1].strip() or f"output {output!r}"
-            return f"{name} ({why})"
-    return "?"
+            return run
+    return None
+
+
+def _first_failed_probe(state: dict[str, Any]) -> str:
+    run = _failed_probe(state)
+    if run is None:
+        return "?"
+    output = run.get("output")
+    why = output.get("reason") if isinstance(output, dict) else None
+    why = why or (run.get("exception") or [""])[-1].strip() or f"output {output!r}"
+    return f"{(run.get('activity') or {}).get('name', '?')} ({why})"
 
 
 def _state_time(state: dict[str, Any]) -> float | None:
     """When the deviation was observed: the end of the first probe that failed."""
-    for run in state.get("probes") or []:
-        if run.get("status") == "failed" or run.get("tolerance_met") is False:
-            return _ts(run.get("end")) or _ts(run.get("start"))
-    return None
+    run = _failed_probe(state)
+    return None if run is None else _ts(run.get("end")) or _ts(run.get("start"))
 
 
 def outcome_from_journal(journal: dict[str, Any]) -> Outcome:
