@@ -54,6 +54,8 @@ class ControlPlane:
         self._last_scale = {"out": 0.0, "in": 0.0, "out_to": 0}
         self._tick_cpu_s: list[float] = []
         self._prev: dict[str, dict] = {"db": {}, "cache": {}}
+        self._cpu_s = {"reconcile": 0.0, "period": 0.0}
+        self._started_at = time.time()
         self.target_value = names.TARGET_REQUESTS_PER_TARGET_PER_S * timing.metric_period_s
 
     @staticmethod
@@ -75,6 +77,7 @@ class ControlPlane:
         self._create_tracking_alarms()
         self.web = WebTier(self.stack, t, self.activities, self.resources.target_group_arn)
         self.web.reconcile()
+        self._started_at = time.time()
         for target in (self._reconcile_loop, self._period_loop):
             thread = threading.Thread(target=target, name=target.__name__, daemon=True)
             self._threads.append(thread)
@@ -116,6 +119,10 @@ class ControlPlane:
                                     "target_value_per_period": self.target_value,
                                     "period_s": self.timing.metric_period_s},
                 "period_cpu_ms_avg": round(1000 * sum(cpu) / len(cpu), 2) if cpu else None,
+                # CPU of the two loops as a share of one core since start (API calls excluded)
+                "loops_cpu_percent": {k: round(100 * v / max(time.time() - self._started_at,
+                                                              1e-9), 3)
+                                      for k, v in self._cpu_s.items()},
             },
         }
 
@@ -156,12 +163,14 @@ class ControlPlane:
     # ---- loops ------------------------------------------------------------------
     def _reconcile_loop(self) -> None:
         while not self._stop.wait(RECONCILE_EVERY_S):
+            cpu0 = time.thread_time()
             try:
                 self.web.reconcile()
                 self.data.sync_db_roles()
                 self.data.sync_cache_roles()
             except Exception:  # keep reconciling; a failing pass is logged, not fatal
                 log.exception("reconcile pass failed")
+            self._cpu_s["reconcile"] += time.thread_time() - cpu0
 
     def _period_loop(self) -> None:
         period = self.timing.metric_period_s
@@ -176,6 +185,7 @@ class ControlPlane:
             except Exception:
                 log.exception("period tick failed")
             self._tick_cpu_s.append(time.thread_time() - cpu0)
+            self._cpu_s["period"] += self._tick_cpu_s[-1]
             del self._tick_cpu_s[:-100]
 
     def period_tick(self, boundary: float) -> None:
