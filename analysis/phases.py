@@ -186,7 +186,9 @@ def faults(run: Run) -> pd.DataFrame:
         near = infra.loc[(infra["ts"] >= chaos["start"] - 2.0) & (infra["ts"] <= c_end + 5.0)
                          & ~infra.index.isin(list(used))]
         if len(near):
-            first = near.iloc[0]
+            guess = _kind_from_name(chaos["name"])
+            same = near.loc[near["kind"].map(INFRA_START) == guess]
+            first = (same if len(same) else near).iloc[0]
             used.add(int(first.name))
             kind = INFRA_START[first["kind"]]
             start, end = float(first["ts"]), _infra_end(run, kind, float(first["ts"]))
@@ -199,9 +201,14 @@ def faults(run: Run) -> pd.DataFrame:
         rows.append((chaos["name"], kind, start - run.t0, end - run.t0, source,
                      chaos["start"] - run.t0, c_end - run.t0, resource, chaos["status"]))
     for idx, first in infra.iterrows():
-        if idx in used:
-            continue
         kind = INFRA_START[first["kind"]]
+        # An instance terminated outside any fault is a scale-in, not a fault; a second
+        # start event inside a window already found is the same failover seen twice.
+        if idx in used or kind == "instance":
+            continue
+        t = float(first["ts"]) - run.t0
+        if any(r[1] == kind and r[2] - 2.0 <= t <= r[3] + 5.0 for r in rows):
+            continue
         end = _infra_end(run, kind, float(first["ts"]))
         end = end if end is not None else run.t_end
         rows.append((f"{first['kind'].removesuffix('_start')} {first['resource']}", kind,

@@ -202,3 +202,25 @@ def test_binned_quantiles_match_numpy_per_bin():
         expected = np.quantile(values[bins == b], [0.5, 0.95, 0.99])
         assert [got[q][b] for q in (0.5, 0.95, 0.99)] == pytest.approx(expected, rel=1e-9)
     assert np.isnan(got[0.95][51])
+
+
+def test_unplanned_failover_is_a_fault_but_a_scale_in_is_not(make_run):
+    import json
+
+    import pandas as pd
+
+    run_dir = make_run(faults=[Fault("kill-db", "db", 80, 84)])
+    events = pd.read_parquet(run_dir / "events.parquet")
+    t0 = events["ts"].min() - 79.7  # the fault_start of kill-db is at 79.7 s
+    extra = pd.DataFrame([
+        (t0 + 80.5, "rds", "db_failover_start", "peakready-db", "{}"),  # same failover twice
+        (t0 + 150.0, "elasticache", "cache_failover_start", "peakready-sessions", "{}"),
+        (t0 + 153.0, "elasticache", "cache_failover_end", "peakready-sessions", "{}"),
+        (t0 + 190.0, "autoscaling", "instance_terminate", "i-scalein",
+         json.dumps({"cause": "scale in"}))], columns=events.columns)
+    pd.concat([events, extra]).to_parquet(run_dir / "events.parquet", index=False)
+    frame = phases.faults(load_run(run_dir))
+    assert list(frame["name"]) == ["kill-db", "cache_failover peakready-sessions"]
+    unplanned = frame.iloc[1]
+    assert (unplanned["start_s"], unplanned["end_s"]) == pytest.approx((150.0, 153.0))
+    assert unplanned["status"] == "not injected by this run"
