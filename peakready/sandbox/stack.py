@@ -42,6 +42,9 @@ RESOURCES = {
 }
 
 
+FORGET_AFTER_S = 120.0  # a dead instance stays listed this long (alive=False), then goes
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -59,6 +62,7 @@ class Instance:
     proc: subprocess.Popen
     launched_at: float
     state: str = "running"  # running | crashed | killed | terminated
+    ended_at: float | None = None
     busy: float = 0.0
     stats: dict = field(default_factory=dict)
 
@@ -72,7 +76,7 @@ class Instance:
     def describe(self) -> dict:
         return {"id": self.id, "pid": self.proc.pid, "port": self.port, "url": self.url,
                 "alive": self.alive(), "state": self.state, "launched_at": self.launched_at,
-                "busy": round(self.busy, 4)}
+                "ended_at": self.ended_at, "busy": round(self.busy, 4)}
 
 
 class Stack:
@@ -254,7 +258,7 @@ class Stack:
         """SIGKILL: a crashed or force-terminated VM. In-flight requests get 502s."""
         inst = self._instance(instance_id)
         procs.kill(inst.proc)
-        inst.state = "killed"
+        inst.state, inst.ended_at = "killed", time.time()
         self._event("autoscaling", "instance_terminate", instance_id, {"signal": "SIGKILL"})
         return inst.describe()
 
@@ -262,7 +266,7 @@ class Stack:
         """Graceful stop (SIGTERM), as a scale-in does after draining."""
         inst = self._instance(instance_id)
         procs.stop(inst.proc, timeout=3)
-        inst.state = "terminated"
+        inst.state, inst.ended_at = "terminated", time.time()
         self._event("autoscaling", "instance_terminate", instance_id, {"signal": "SIGTERM"})
         return inst.describe()
 
@@ -357,11 +361,15 @@ class Stack:
                 current = list(self._instances.values())
             for inst in current:
                 if inst.state == "running" and not inst.alive():
-                    inst.state = "crashed"
+                    inst.state, inst.ended_at = "crashed", time.time()
                     self._event("autoscaling", "instance_exit", inst.id,
                                 {"returncode": inst.proc.returncode})
                 if not inst.alive():
                     inst.busy = 0.0
+                    if inst.ended_at and time.time() - inst.ended_at > FORGET_AFTER_S:
+                        with self.lock:  # a long run replaces many: keep the list short
+                            if self._instances.get(inst.id) is inst:
+                                del self._instances[inst.id]
                     continue
                 try:
                     with urllib.request.urlopen(f"{inst.url}/_sandbox/stats", timeout=0.5) as r:
