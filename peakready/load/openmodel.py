@@ -166,7 +166,7 @@ def _on_test_start(environment, **_kw) -> None:
 def _assign_workers(runner: MasterRunner) -> None:
     """Index, count and a common t0, sent before the spawn messages (same connection)."""
     workers = sorted(w.id for w in runner.clients.all if w.state != "missing")
-    STATE.t0 = time.time() + 0.2
+    STATE.t0 = time.time() + 1.0  # time for the spawn messages to reach every worker
     for i, client_id in enumerate(workers):
         runner.send_message(MSG_ASSIGN, {"index": i, "count": len(workers), "t0": STATE.t0,
                                          "run_dir": str(STATE.run_dir)}, client_id=client_id)
@@ -176,13 +176,22 @@ def _grow(runner, n: int) -> int:
     classes = [c for c in runner.user_classes if issubclass(c, ArrivalUser)]
     if not classes:
         return 0
+    host = runner.environment.host
+    for cls in classes:  # a worker sets the host on its classes only when its spawning starts
+        if host and not cls.host:
+            cls.host = host
     picks = random.choices(classes, weights=[c.weight for c in classes], k=n)
     spawn: dict[str, int] = {}
     for cls in picks:
         spawn[cls.__name__] = spawn.get(cls.__name__, 0) + 1
-    for user in runner.spawn_users(spawn):
+    try:
+        users = runner.spawn_users(spawn)
+    except Exception:  # noqa: BLE001 - keep pacing; the shortfall shows as lag and in the log
+        log.exception("could not add users to the pool")
+        return 0
+    for user in users:
         user._paced_spawn = True
-    return n
+    return len(users)
 
 
 def _on_request(request_type, name, response_time, response_length, exception=None,

@@ -58,10 +58,13 @@ class LoadHandle:
         return rc
 
     def stop(self) -> int:
-        """Graceful stop: Locust stops the users, flushes samples and writes its reports on
-        SIGTERM; whatever is still alive after the grace period is killed."""
+        """Graceful stop: on SIGINT Locust stops the users (the master tells its workers and
+        waits for their last stats), the samples are flushed and the reports written;
+        whatever is still alive after the grace period is killed. Not SIGTERM: while a
+        headless shape test runs, Locust has not installed its SIGTERM handler yet, so
+        SIGTERM kills it on the spot."""
         if self.main.poll() is None:
-            self.main.send_signal(signal.SIGTERM)
+            self.main.send_signal(signal.SIGINT)
             try:
                 self.main.wait(timeout=self.grace_s)
             except subprocess.TimeoutExpired:

@@ -94,3 +94,19 @@ def test_user_cap_is_reported_and_the_lag_shows_in_intended_ts(tmp_path, shop, h
     lag = samples["ts"] - samples["intended_ts"]
     assert lag.max() > 2.0  # 4 users serve 8 req/s of the 20 due: arrivals queue up
     assert samples["user"].nunique() <= 4
+
+
+def test_graceful_stop_of_a_distributed_run_keeps_every_sample(tmp_path, shop, handles):
+    profile = write_profile(tmp_path / "p.csv", [(0, 20), (120, 20)])
+    run_dir = runfolder.create(tmp_path / "reports", label="stop")
+    handle = start_load(LoadSettings(host=shop.url, profile=profile, workers=2, drain_s=2,
+                                     extra_args=["--think-scale", "0"]), run_dir)
+    handles.append(handle)
+    wait_for(lambda: read_live(run_dir).get("elapsed_s", 0) >= 4, timeout=60)
+    handle.stop()  # what a stop condition or Ctrl-C does: long before the profile ends
+    assert all(p.poll() is not None for p in (handle.main, *handle.workers))
+    samples = read_samples(run_dir)
+    assert set(samples["worker"]) == {"w0", "w1"}
+    assert len(samples) == locust_total(run_dir) > 0
+    assert read_live(run_dir)["done"] is True
+    assert (run_dir / "locust" / "report.html").exists()
