@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from peakready.sandbox import http11
 
 STATES = ("initial", "healthy", "unhealthy", "draining")
+MAX_KEPT_TIMES = 2_000_000  # response times kept between two takes (~50 MB)
 
 
 @dataclass
@@ -271,9 +272,10 @@ class Balancer:
         finally:
             target.in_flight -= 1
         rt = time.monotonic() - sent
-        target.counters.response_times.append(rt)
+        if len(self.lb.response_times) < MAX_KEPT_TIMES:  # nobody taking stats: bounded
+            target.counters.response_times.append(rt)
+            self.lb.response_times.append(rt)
         target.counters.count_status(resp.status)
-        self.lb.response_times.append(rt)
         self.lb.count_status(resp.status)
         if resp.headers.get("connection", "").lower() != "close" and target.state == "healthy" \
                 and self.targets.get(target.id) is target:
