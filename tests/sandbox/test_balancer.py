@@ -43,7 +43,9 @@ def test_killing_an_instance_gives_502_to_its_in_flight_requests_only(slow_stack
         results = [f.result() for f in in_flight]
         after_results = [f.result() for f in after]
     statuses = sorted(s for s, _, _ in results)
-    assert statuses.count(502) == 4 and statuses.count(200) == 4  # round robin: 4 each
+    # round robin put 4 on each; on a loaded machine one may have arrived after the kill
+    # (then it was retried on the live target, since nothing had been sent)
+    assert 3 <= statuses.count(502) <= 4 and statuses.count(502) + statuses.count(200) == 8
     assert all(iid != victim for s, iid, _ in results if s == 200)
     assert [s for s, _, _ in after_results] == [200] * 6  # the dead target is skipped
     # unhealthy within unhealthy_threshold checks (+ one interval and a timeout of slack)
@@ -53,7 +55,7 @@ def test_killing_an_instance_gives_502_to_its_in_flight_requests_only(slow_stack
         assert time.monotonic() - killed_at < limit + 1.0, slow_stack.targets()
         time.sleep(0.05)
     stats = slow_stack.lb_take_stats()
-    assert stats["lb"]["elb_502"] == 4
+    assert stats["lb"]["elb_502"] == statuses.count(502)
     assert stats["targets"][victim]["target_connection_errors"] >= 1
     assert stats["lb"]["healthy_host_count"] == 1 and stats["lb"]["unhealthy_host_count"] == 1
 
