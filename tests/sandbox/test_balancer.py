@@ -65,7 +65,7 @@ def test_no_response_within_idle_timeout_is_504(slow_stack):
     slow_stack.lb_take_stats()
     status, _, took = _get(f"{base}/api/search?q=boot")
     assert status == 504
-    assert TIMING.idle_timeout_s <= took < TIMING.idle_timeout_s + 1.0
+    assert TIMING.idle_timeout_s <= took < TIMING.idle_timeout_s + 3.0  # not the 4 s cost
     assert slow_stack.lb_take_stats()["lb"]["elb_504"] == 1
 
 

@@ -37,7 +37,7 @@ def test_db_failover_under_load_loses_no_confirmed_order(fo_stack):
     assert all(o.status == 503 for o in failures)  # a clear error, never a hang
     window = failures[-1].ts - failures[0].ts
     assert failures[0].ts >= result["started_at"] - 0.1
-    assert window < 5.0, f"writes failed for {window:.1f} s"
+    assert window < 8.0, f"writes failed for {window:.1f} s"
     later = [o for o in shoppers.outcomes if o.kind == "checkout" and o.ts > failures[-1].ts]
     assert later and all(o.status == 200 for o in later)  # writes succeed again
 
