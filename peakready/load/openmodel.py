@@ -365,8 +365,9 @@ class ArrivalRateShape(LoadTestShape):
         profile = STATE.profile
         if profile is None:
             return None
-        run_time = self.get_run_time()
-        if run_time > profile.duration_s + 0.5:
+        # the schedule runs from t0 (set at test start; a master sets it 1 s ahead)
+        elapsed = time.time() - STATE.t0 if STATE.t0 is not None else self.get_run_time()
+        if elapsed > profile.duration_s + 0.5:
             return None
         initial = max(1, min(STATE.max_users, math.ceil(profile.rate_at(0) * 0.2)))
         workers = int(getattr(self.runner.environment.parsed_options, "expect_workers", 1) or 1)
