@@ -685,7 +685,7 @@ def capacity(ctx: Context, cfg: dict[str, Any]) -> dict[str, Any]:
     if ctx.profile is None:
         return result(name, "capacity", SKIPPED, "no load profile recorded (settings.json): "
                       "cannot find plateaus")
-    steps = plateaus(ctx.profile, float(cfg.get("min_plateau_s", 10.0)))
+    steps = plateaus(ctx.profile, float(cfg.get("min_plateau_s", 3.0)))
     if len({round(s[2], 6) for s in steps}) < 2:
         return result(name, "capacity", SKIPPED, "the profile does not step (fewer than two "
                       "plateaus): no capacity evidence")
