@@ -25,6 +25,9 @@ def register(subparsers) -> None:
                    help="1: one Locust process; N>=2: a master and N workers")
     p.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
                    help="user cap per load process")
+    p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
+                   help="extra option for every Locust process, repeatable, "
+                   "e.g. --locust-arg=--shopper-mix=normal")
     p.add_argument("--reports-dir", default=str(runfolder.DEFAULT_REPORTS_DIR))
     p.add_argument("--label", default="load")
     p.add_argument("user_classes", nargs="*", help="Locust user classes to run (default: all)")
@@ -35,10 +38,11 @@ def handle(args: argparse.Namespace) -> int:
     settings = LoadSettings(host=args.host, profile=args.profile, scale=args.scale,
                             speed=args.speed, duration_s=args.duration,
                             locustfile=args.locustfile, user_classes=list(args.user_classes),
-                            workers=args.workers, max_users=args.max_users)
+                            workers=args.workers, max_users=args.max_users,
+                            extra_args=list(args.locust_arg))
     resolve(settings)  # all validation first: no folder, no load on bad input
     check_host(settings.host)
     run_dir = runfolder.create(args.reports_dir, label=args.label)
-    rc = run_load(settings, run_dir)
+    rc = run_load(settings, run_dir, check=False)  # checked above, before the folder
     print(format_summary(summarize(run_dir)))
     return rc

@@ -180,11 +180,11 @@ def _spawn(cmd: list[str], env: dict[str, str], out: Path, cwd: Path) -> subproc
                                 start_new_session=True)
 
 
-def run_load(settings: LoadSettings, run_dir: Path | str) -> int:
+def run_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) -> int:
     """Blocking: validate, run the whole profile, finalise run.json. 0 when the load ran
     to the end, 1 when Locust failed, was interrupted, or overran its time."""
     run_dir = Path(run_dir)
-    handle = start_load(settings, run_dir)
+    handle = start_load(settings, run_dir, check=check)
     profile_s = json.loads((run_dir / SETTINGS_JSON).read_text())["duration_s"]
     status = "completed"
     try:
