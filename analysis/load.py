@@ -88,7 +88,8 @@ def load_run(run_dir: Path | str) -> Run:
     if status and status not in FINISHED:
         problems.insert(0, f"run.json status is {status!r}"
                         + (f" ({meta['abort_reason']})" if meta.get("abort_reason") else ""))
-    t0, t_end = _span(meta, settings, samples)
+    live = _read_json(path / runfolder.LIVE_STATUS, [], required=False)
+    t0, t_end = _span(meta, settings, samples, live)
     return Run(path, meta, plan, settings, samples, orders, integrity, metrics, events, journals,
                t0, t_end, problems)
 
@@ -194,9 +195,15 @@ def read_journals(chaos_dir: Path, problems: list[str]) -> dict[str, dict[str, A
     return out
 
 
-def _span(meta: dict, settings: dict, samples: pd.DataFrame) -> tuple[float, float]:
-    """Load start and end: recorded values first, else the samples' own extent."""
-    start = meta.get("load_started_at") or settings.get("started_at")
+def _span(meta: dict, settings: dict, samples: pd.DataFrame,
+          live: dict) -> tuple[float, float]:
+    """Load time zero and end. Zero is the open-model schedule's t=0 (the profile's, the
+    plan's ``at_s`` and phases count from it): ``live.json`` ts - elapsed_s, else run.json
+    ``load_started_at`` (process start, a little earlier), else the first sample."""
+    start = None
+    if _finite(live.get("ts")) and _finite(live.get("elapsed_s")):
+        start = float(live["ts"]) - float(live["elapsed_s"])
+    start = start or meta.get("load_started_at") or settings.get("started_at")
     if start is None and len(samples):
         start = float(min(samples["intended_ts"].min(), samples["ts"].min()))
     if start is None:
@@ -207,6 +214,10 @@ def _span(meta: dict, settings: dict, samples: pd.DataFrame) -> tuple[float, flo
     if end is None:
         end = meta.get("ended_at") or start
     return float(start), float(end)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
 
 
 def _read_json(path: Path, problems: list[str], required: bool) -> dict[str, Any]:

@@ -224,3 +224,17 @@ def test_unplanned_failover_is_a_fault_but_a_scale_in_is_not(make_run):
     unplanned = frame.iloc[1]
     assert (unplanned["start_s"], unplanned["end_s"]) == pytest.approx((150.0, 153.0))
     assert unplanned["status"] == "not injected by this run"
+
+
+def test_time_zero_is_the_schedule_start_from_live_json(make_run):
+    import json
+
+    from analysis.synthetic import T0
+    from peakready import runfolder
+
+    run_dir = make_run()
+    runfolder.update_run_json(run_dir, load_started_at=T0 - 2.4)  # process start, earlier
+    assert load_run(run_dir).t0 == pytest.approx(T0 - 2.4)
+    (run_dir / "live.json").write_text(json.dumps({"ts": T0 + 210.5, "elapsed_s": 210.5,
+                                                   "done": True}))
+    assert load_run(run_dir).t0 == pytest.approx(T0)
