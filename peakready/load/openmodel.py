@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +27,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_WAITING
 
 from peakready import runfolder
+from peakready.errors import EXIT_BAD_INPUT, BadInput
 from peakready.load.capture import OrderLog, ShardWriter
 from peakready.load.live import LiveStats
 from peakready.load.pacer import Pacer
@@ -102,7 +104,11 @@ def _on_init(environment, **_kw) -> None:
     if options is None or not profile_path(options):
         return
     runner = environment.runner
-    STATE.profile = resolved_profile(options)
+    try:
+        STATE.profile = resolved_profile(options)
+    except BadInput as exc:  # one clear line and exit 2, like `peakready load`
+        sys.stderr.write(f"peakready: error: {exc}\n")
+        raise SystemExit(EXIT_BAD_INPUT) from None
     STATE.max_users = options.max_users
     STATE.shard_s = options.shard_seconds
     if options.run_dir:
@@ -148,6 +154,10 @@ def _on_test_start(environment, **_kw) -> None:
     if isinstance(runner, LocalRunner):
         STATE.t0 = time.time()
     STATE.t0 = STATE.t0 or time.time()
+    if STATE.run_dir is None:  # a worker whose master did not send the assignment
+        log.error("no run folder (start the master with peakready.load.openmodel loaded "
+                  "or give --run-dir): samples are not recorded")
+        return
     STATE.worker = f"w{STATE.index}"
     STATE.forward = isinstance(runner, WorkerRunner)
     STATE.shards = ShardWriter(STATE.run_dir / runfolder.SAMPLES_DIR, STATE.worker)
