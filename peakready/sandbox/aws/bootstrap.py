@@ -35,10 +35,17 @@ class Resources:
     policy_arn: str
 
 
-def create_all(endpoint_url: str, period_s: int, scale_out_dp: int, scale_in_dp: int,
+def create_all(endpoint_url: str, period_s: int, scale_out_dp: int = 3, scale_in_dp: int = 15,
                desired: int = names.ASG_DESIRED) -> Resources:
     """Everything DESIGN.md names: VPC, ALB + target group, ASG, Aurora, ElastiCache,
     alarms and the target-tracking policy (its own alarms are created by the plane)."""
+    resources = create_web(endpoint_url, period_s, desired)
+    create_data_and_alarms(endpoint_url, period_s, resources)
+    return resources
+
+
+def create_web(endpoint_url: str, period_s: int, desired: int = names.ASG_DESIRED) -> Resources:
+    """The web tier first: its instances boot while the rest is created."""
     ec2 = client("ec2", endpoint_url)
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     azs = [f"{names.REGION}a", f"{names.REGION}b"]
@@ -94,6 +101,15 @@ def create_all(endpoint_url: str, period_s: int, scale_out_dp: int, scale_in_dp:
         },
     )
 
+    return Resources(target_group_arn=tg_arn, load_balancer_arn=lb_arn,
+                     load_balancer_dim=lb_dim, target_group_dim=tg_dim,
+                     policy_arn=asg.describe_policies(AutoScalingGroupName=names.ASG)[
+                         "ScalingPolicies"][0]["PolicyARN"])
+
+
+def create_data_and_alarms(endpoint_url: str, period_s: int, resources: Resources) -> None:
+    """Aurora, ElastiCache and the two user-facing alarms."""
+    lb_dim = resources.load_balancer_dim
     rds = client("rds", endpoint_url)
     rds.create_db_cluster(DBClusterIdentifier=names.DB_CLUSTER, Engine="aurora-postgresql",
                           MasterUsername="peakready", MasterUserPassword="peakready-pw")
@@ -137,7 +153,3 @@ def create_all(endpoint_url: str, period_s: int, scale_out_dp: int, scale_in_dp:
         ExtendedStatistic="p95", Threshold=0.5, ComparisonOperator="GreaterThanThreshold",
         Unit="Seconds", **common,
     )
-    return Resources(target_group_arn=tg_arn, load_balancer_arn=lb_arn,
-                     load_balancer_dim=lb_dim, target_group_dim=tg_dim,
-                     policy_arn=asg.describe_policies(AutoScalingGroupName=names.ASG)[
-                         "ScalingPolicies"][0]["PolicyARN"])

@@ -48,6 +48,8 @@ class ControlPlane:
         self.endpoint_url = ""
         self._server: ThreadedMotoServer | None = None
         self._stop = threading.Event()
+        self._booted = threading.Event()
+        self._boot_error: Exception | None = None
         self._threads: list[threading.Thread] = []
         self._alarm_high = f"TargetTracking-{names.ASG}-AlarmHigh-{uuid.uuid4()}"
         self._alarm_low = f"TargetTracking-{names.ASG}-AlarmLow-{uuid.uuid4()}"
@@ -71,26 +73,43 @@ class ControlPlane:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         t = self.timing
-        self.resources = bootstrap.create_all(self.endpoint_url, t.metric_period_s,
-                                              t.scale_out_datapoints, t.scale_in_datapoints,
+        self.resources = bootstrap.create_web(self.endpoint_url, t.metric_period_s,
                                               desired=self.desired)
-        self._create_tracking_alarms()
         self.web = WebTier(self.stack, t, self.activities, self.resources.target_group_arn)
-        self.web.reconcile()
+        self.web.reconcile()  # instances boot while the rest is created
         self._started_at = time.time()
-        for target in (self._reconcile_loop, self._period_loop):
-            thread = threading.Thread(target=target, name=target.__name__, daemon=True)
-            self._threads.append(thread)
-            thread.start()
-        self._wait_in_service(t.boot_delay_s + 30)
+        self._spawn(self._reconcile_loop)
+        self._spawn(self._finish_boot)
 
-    def _wait_in_service(self, timeout: float) -> None:
+    def _spawn(self, target) -> None:
+        thread = threading.Thread(target=target, name=target.__name__, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _finish_boot(self) -> None:
+        try:
+            bootstrap.create_data_and_alarms(self.endpoint_url, self.timing.metric_period_s,
+                                             self.resources)
+            self._create_tracking_alarms()
+        except Exception as exc:  # reported by ready(), which the daemon polls
+            log.exception("control plane bootstrap failed")
+            self._boot_error = exc
+            return
+        self._spawn(self._period_loop)
+        self._booted.set()
+
+    def ready(self) -> bool:
+        """True once every resource exists and the group's instances are in service."""
+        if self._boot_error is not None:
+            raise RuntimeError(f"control plane bootstrap failed: {self._boot_error}")
+        return self._booted.is_set() and len(self.web.in_service()) >= self.desired
+
+    def wait_ready(self, timeout: float) -> None:
         deadline = time.time() + timeout
-        while time.time() < deadline:
-            if len(self.web.in_service()) >= self.desired:
-                return
+        while not self.ready():
+            if time.time() > deadline:
+                raise RuntimeError(f"web tier not in service after {timeout:.0f} s")
             time.sleep(0.1)
-        raise RuntimeError(f"web tier not in service after {timeout:.0f} s")
 
     def stop(self) -> None:
         self._stop.set()
