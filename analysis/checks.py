@@ -424,8 +424,9 @@ def recovery(ctx: Context, cfg: dict[str, Any]) -> list[dict[str, Any]]:
                     "slo": {"p95_ms": cfg["p95_ms"], "error_rate": cfg["error_rate"]}}
         # a later fault's impact is not this fault's: stop looking where the next starts
         later = ctx.faults.loc[ctx.faults["start_s"] > fault.start_s, "start_s"]
-        horizon = min(fault.end_s + max_s, float(later.min()) if len(later) else math.inf)
-        bad = wins.index[(~wins["good"]) & (wins["start_s"] < horizon)]
+        next_start = float(later.min()) if len(later) else math.inf
+        bad = wins.index[(~wins["good"]) & (wins["start_s"] < fault.end_s + max_s)
+                         & (wins["end_s"] <= next_start + 1e-9)]
         if len(bad) == 0:
             out.append(result(name, "recovery", PASS, "no window breached the SLO after the "
                               "fault (up to the next fault or max_s): recovery 0 s", measured=0.0, threshold=max_s, unit="s",

@@ -141,8 +141,9 @@ def tidy_samples(frame: pd.DataFrame) -> pd.DataFrame:
 def endpoint_categorical(method: pd.Series, name: pd.Series) -> pd.Categorical:
     """``"METHOD name"`` built from the few distinct pairs, never from 10M joined strings."""
     n = len(name.cat.categories) + 1
-    key = (method.cat.codes.to_numpy().astype(np.int64) * n
-           + name.cat.codes.to_numpy().astype(np.int64) + n)  # missing (-1) codes stay >= 0
+    # +1 on both codes so a missing value (code -1) still maps to a key >= 0
+    key = ((method.cat.codes.to_numpy().astype(np.int64) + 1) * n
+           + name.cat.codes.to_numpy().astype(np.int64) + 1)
     uniques = np.flatnonzero(np.bincount(key))  # few pairs: a lookup table, no hashing
     lookup = np.zeros(int(key.max()) + 1 if len(key) else 1, dtype=np.int32)
     lookup[uniques] = np.arange(len(uniques), dtype=np.int32)

@@ -238,3 +238,28 @@ def test_time_zero_is_the_schedule_start_from_live_json(make_run):
     (run_dir / "live.json").write_text(json.dumps({"ts": T0 + 210.5, "elapsed_s": 210.5,
                                                    "done": True}))
     assert load_run(run_dir).t0 == pytest.approx(T0)
+
+
+def test_endpoint_key_is_method_and_name_of_each_sample(make_run):
+    import pandas as pd
+
+    run = load_run(make_run())
+    s = run.samples
+    expected = s["method"].astype(str) + " " + s["name"].astype(str)
+    assert (s["endpoint"].astype(str) == expected).all()
+    assert set(s["endpoint"].cat.categories) == set(checks_endpoints := expected.unique())
+    assert "POST /api/checkout" in checks_endpoints
+    # a missing method or name still gives a key, never another endpoint's
+    from analysis.load import endpoint_categorical
+
+    method = pd.Series(pd.Categorical(["GET", None, "POST"]))
+    name = pd.Series(pd.Categorical(["/a", "/b", None]))
+    assert list(endpoint_categorical(method, name).astype(str)) == ["GET /a", " /b", "POST "]
+
+
+def test_a_window_straddling_the_next_fault_is_not_blamed_on_the_earlier_one(make_run):
+    # quiet fault at 60; windows of 5 s from 60: [95, 100) is clean, [100, 105) straddles 102
+    run = make_run(faults=[Fault("quiet", "instance", 60, 70, outage=False),
+                           Fault("loud", "db", 102, 104)])
+    res = by_name(evaluate(run, {"recovery": {**SLO, "window_s": 5, "max_s": 60}}))
+    assert res["recovery after quiet"]["measured"] == 0.0
