@@ -10,6 +10,7 @@ kind, no alarm history, no step in the profile) and the reason says so. See docs
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -631,8 +632,12 @@ def scale_out(ctx: Context, cfg: dict[str, Any]) -> dict[str, Any]:
     alarms = _alarm_events(ctx, None)
     to_alarm = alarms.loc[(alarms["to"] == "ALARM") & (alarms["ts"] >= ctx.run.t0 + rise)]
     steps["alarm_s"] = float(to_alarm["ts"].iloc[0] - ctx.run.t0) if len(to_alarm) else None
-    acts = activities.loc[activities["ts"] >= ctx.run.t0 + rise, "ts"]
-    candidates = [float(acts.iloc[0] - ctx.run.t0)] if len(acts) else []
+    # A replacement after an instance kill is an activity too, but not a scale-out: only
+    # an activity that raises the desired capacity counts (or the metric rising).
+    acts = activities.loc[activities["ts"] >= ctx.run.t0 + rise]
+    raising = [float(ts - ctx.run.t0) for ts, d in zip(acts["ts"], acts["detail"], strict=True)
+               if _raises_desired(parse_detail(d))]
+    candidates = raising[:1]
     if len(desired_m):
         d = _first_rise(desired_m, rise, _level_before(desired_m, rise))
         if d is not None:
@@ -661,6 +666,18 @@ def scale_out(ctx: Context, cfg: dict[str, Any]) -> dict[str, Any]:
                   f" ({chain})", measured=lag, threshold=max_lag, unit="s",
                   window={"name": "scale-out", "start_s": rise, "end_s": steps[last_key]},
                   evidence=evidence)
+
+
+DESIRED_CHANGE = re.compile(r"desired capacity from (\d+) to (\d+)", re.IGNORECASE)
+
+
+def _raises_desired(detail: dict[str, Any]) -> bool:
+    """AWS writes "changing the desired capacity from 2 to 4" in a policy-driven cause."""
+    text = f"{detail.get('cause', '')} {detail.get('description', '')}"
+    match = DESIRED_CHANGE.search(text)
+    if match:
+        return int(match.group(2)) > int(match.group(1))
+    return "scale out" in text.lower() or "scale-out" in text.lower()
 
 
 def _period(ctx: Context) -> float | None:

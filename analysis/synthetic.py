@@ -165,6 +165,10 @@ def make_events(spec: Spec) -> pd.DataFrame:
         if fault.kind == "instance":
             rows.append((fault.start_s, "autoscaling", "instance_terminate", f"i-{i:04x}dead",
                          {"cause": "chaos"}))
+            rows.append((fault.start_s, "autoscaling", "scaling_activity", "peakready-web",
+                         {"activity_id": f"repl-{i}", "cause": "an instance was taken out of "
+                          "service in response to an EC2 health check indicating it has been "
+                          "terminated", "status": "Successful"}))
             rows.append((fault.launch_s if fault.launch_s is not None else fault.end_s,
                          "autoscaling", "instance_launch", f"i-{i:04x}new",
                          {"cause": "replacing unhealthy"}))
@@ -183,7 +187,9 @@ def make_events(spec: Spec) -> pd.DataFrame:
         rows.append((sc.alarm_s, "cloudwatch", "alarm_state", "peakready-web-scale-out",
                      {"from": "OK", "to": "ALARM", "reason": "RequestCountPerTarget high"}))
         rows.append((sc.desired_s, "autoscaling", "scaling_activity", "peakready-web",
-                     {"activity_id": f"act-{k}", "cause": "target tracking",
+                     {"activity_id": f"act-{k}", "cause": "a monitor alarm "
+                      "peakready-web-scale-out in state ALARM triggered policy target-tracking "
+                      f"changing the desired capacity from {spec.instances} to {sc.to_n}",
                       "description": f"Launching a new EC2 instance, desired {sc.to_n}",
                       "status": "Successful", "start": spec.t0 + sc.desired_s,
                       "end": spec.t0 + sc.in_service_s}))

@@ -263,3 +263,10 @@ def test_a_window_straddling_the_next_fault_is_not_blamed_on_the_earlier_one(mak
                            Fault("loud", "db", 102, 104)])
     res = by_name(evaluate(run, {"recovery": {**SLO, "window_s": 5, "max_s": 60}}))
     assert res["recovery after quiet"]["measured"] == 0.0
+
+
+def test_scale_out_ignores_the_replacement_of_a_killed_instance(make_run):
+    run = make_run(faults=[Fault("kill-web", "instance", 38, 41, outage=False)],
+                   scaling=[Scaling(alarm_s=50, desired_s=51, in_service_s=56, healthy_s=58)])
+    res = evaluate(run, {"scale_out": {"max_lag_s": 60}})[0]
+    assert res["evidence"]["desired_s"] == pytest.approx(51.0, abs=5)  # not the kill at 38
