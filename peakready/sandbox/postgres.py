@@ -9,6 +9,7 @@ standby) that setting is cleared, else every commit would wait forever.
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import psycopg
 from peakready.sandbox import procs
 from peakready.sandbox.procs import RunAs, Spawner
 
+log = logging.getLogger(__name__)
 DBNAME = "shop"
 SCHEMA = """
 CREATE TABLE products (
@@ -71,6 +73,8 @@ SERVER_SETTINGS = {
     "wal_retrieve_retry_interval": "500ms",
     "log_min_messages": "warning",
     "log_line_prefix": "%m [%p] ",
+    "min_wal_size": "4MB",  # 1 MB segments: keep few spare ones (smaller copies)
+    "max_wal_size": "64MB",
 }
 
 
@@ -168,9 +172,11 @@ def build_cluster(data: Path, rows: list[tuple], run_as: RunAs | None, log_path:
     try:
         node.proc = spawner.spawn([bin_path("postgres"), "-D", str(data), "-p", str(port)],
                                   log_path, run_as)
-        wait_ready(node, log_path.parent)
+        wait_ready(node, log_path.parent, dbname="postgres")  # shop is created next
         seed(port, rows)
-        with psycopg.connect(dsn(port, "postgres"), autocommit=True) as conn:
+        with psycopg.connect(dsn(port), autocommit=True) as conn:
+            # one database less to copy at every start (-25 %); admin work uses the shop db
+            conn.execute("DROP DATABASE postgres")
             conn.execute("CHECKPOINT")
     finally:
         procs.stop(node.proc, signal.SIGINT, timeout=30)  # fast shutdown: a clean stop
@@ -179,7 +185,7 @@ def build_cluster(data: Path, rows: list[tuple], run_as: RunAs | None, log_path:
         raise RuntimeError(f"template cluster did not shut down cleanly (see {log_path})")
 
 
-def wait_ready(node: PgNode, log_dir: Path, dbname: str = "postgres",
+def wait_ready(node: PgNode, log_dir: Path, dbname: str = DBNAME,
                timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     last = ""
@@ -208,15 +214,23 @@ def seed(port: int, rows: list[tuple]) -> None:
         conn.execute("ANALYZE products")
 
 
-def copy_cluster(template: Path, dest: Path, run_as: RunAs | None) -> None:
+def copy_clusters(template: Path, dests: list[Path], run_as: RunAs | None) -> None:
+    """``cp -a`` (owner kept) of the template to every destination, all at once: the
+    copies wait on the disk, not the CPU."""
     import os
 
-    procs.run(["cp", "-a", str(template), str(dest)])
-    if run_as is not None and dest.stat().st_uid != run_as.uid:
-        for folder, dirs, files in os.walk(dest):
-            for name in [folder, *(os.path.join(folder, f) for f in dirs + files)]:
-                os.chown(name, run_as.uid, run_as.gid)
-    os.chmod(dest, 0o700)
+    copies = [subprocess.Popen(["cp", "-a", str(template), str(d)], stderr=subprocess.PIPE)
+              for d in dests]
+    errors = [c.communicate(timeout=120)[1].decode(errors="replace").strip()
+              for c in copies if c.wait(timeout=120) != 0]
+    if errors:
+        raise RuntimeError(f"copying the PostgreSQL template failed: {errors[0]}")
+    for dest in dests:
+        if run_as is not None and dest.stat().st_uid != run_as.uid:
+            for folder, dirs, files in os.walk(dest):
+                for name in [folder, *(os.path.join(folder, f) for f in dirs + files)]:
+                    os.chown(name, run_as.uid, run_as.gid)
+        os.chmod(dest, 0o700)
 
 
 @dataclass
@@ -269,15 +283,16 @@ class PgCluster:
             ensure_binaries_usable()
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self._chown(self.base_dir)
+        t0 = time.time()
         template = ensure_template(catalog_rows, self.run_as, self.log_dir)
         primary, standby = self.nodes
-        for node in (primary, standby):
-            copy_cluster(template, node.data_dir, self.run_as)
+        copy_clusters(template, [n.data_dir for n in (primary, standby)], self.run_as)
+        log.info("postgres data folders ready in %.2f s", time.time() - t0)
         self._make_standby(standby, primary)
         self._launch(primary)
         self._launch(standby)
         self._wait_ready(primary)
-        self._wait_ready(standby, dbname="postgres")
+        self._wait_ready(standby, dbname=DBNAME)
         self._wait_streaming(primary, standby)
         self._set_sync(primary, True)
 
@@ -357,7 +372,7 @@ class PgCluster:
             t_down = time.time()
             if detect_s > 0:
                 time.sleep(detect_s)
-            with psycopg.connect(dsn(new.port, "postgres"), autocommit=True) as conn:
+            with psycopg.connect(dsn(new.port), autocommit=True) as conn:
                 ok = conn.execute("SELECT pg_promote(true, 30)").fetchone()[0]
                 if not ok:
                     raise RuntimeError(f"{new.name} did not promote within 30 s")
@@ -387,7 +402,7 @@ class PgCluster:
         try:
             try:
                 procs.run([bin_path("pg_rewind"), "-D", str(node.data_dir),
-                           f"--source-server={dsn(writer.port, 'postgres')}", "--no-sync"],
+                           f"--source-server={dsn(writer.port)}", "--no-sync"],
                           self.run_as, timeout=120)
             except RuntimeError as exc:
                 rewind_error = str(exc)
@@ -397,7 +412,7 @@ class PgCluster:
             self._make_standby(node, writer)
             with self.lock:
                 self._launch(node)
-            self._wait_ready(node, dbname="postgres")
+            self._wait_ready(node, dbname=DBNAME)
             self._wait_streaming(writer, node)
             with self.lock:
                 if writer.role == "writer":
@@ -427,7 +442,7 @@ class PgCluster:
         node.started_at = time.time()
         node.state = "running"
 
-    def _wait_ready(self, node: PgNode, dbname: str = "postgres", timeout: float = 30) -> None:
+    def _wait_ready(self, node: PgNode, dbname: str = DBNAME, timeout: float = 30) -> None:
         wait_ready(node, self.log_dir, dbname, timeout)
 
     def _clone(self, node: PgNode, source: PgNode, standby_signal: bool = True) -> None:
@@ -456,7 +471,7 @@ class PgCluster:
 
     def _wait_streaming(self, primary: PgNode, standby: PgNode, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        with psycopg.connect(dsn(primary.port, "postgres"), autocommit=True) as conn:
+        with psycopg.connect(dsn(primary.port), autocommit=True) as conn:
             while time.monotonic() < deadline:
                 row = conn.execute(
                     "SELECT state FROM pg_stat_replication WHERE application_name = %s",
@@ -467,7 +482,7 @@ class PgCluster:
         raise RuntimeError(f"{standby.name} is not streaming from {primary.name}")
 
     def _set_sync(self, node: PgNode, on: bool) -> None:
-        with psycopg.connect(dsn(node.port, "postgres"), autocommit=True) as conn:
+        with psycopg.connect(dsn(node.port), autocommit=True) as conn:
             if on:
                 conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
             else:

@@ -9,6 +9,7 @@ one long-lived thread (see ``procs.Spawner``).
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import shutil
 import socket
@@ -31,6 +32,8 @@ from peakready.sandbox.redisnodes import RedisGroup
 from peakready.sandbox.serve import bind_listener
 from peakready.sandbox.storefront import config as sf_config
 from peakready.sandbox.timing import Timing, as_dict
+
+log = logging.getLogger(__name__)
 
 RESOURCES = {
     "autoscaling_group": "peakready-web",
@@ -126,12 +129,15 @@ class Stack:
         with ThreadPoolExecutor(2, thread_name_prefix="stack-start") as pool:
             pg_job = pool.submit(self.pg.start, rows)
             redis_job = pool.submit(self.redis.start)
-            for _ in range(instances):
-                iid = new_instance_id()
-                self.launch_instance(iid)
+            launched = [self.launch_instance(new_instance_id())["id"] for _ in range(instances)]
+            self._wait_balancer()  # its sockets are bound already: it started in parallel
+            log.info("balancer up after %.2f s", time.time() - self.started_at)
+            for iid in launched:
                 self.register_target(iid)
-            pg_job.result()
             redis_job.result()
+            log.info("redis pair up after %.2f s", time.time() - self.started_at)
+            pg_job.result()
+            log.info("postgres pair up after %.2f s", time.time() - self.started_at)
         self._monitor = threading.Thread(target=self._monitor_loop, name="stack-monitor",
                                          daemon=True)
         self._monitor.start()
@@ -191,6 +197,8 @@ class Stack:
         finally:
             listener.close()  # the child owns them now
             admin.close()
+
+    def _wait_balancer(self) -> None:
         if not procs.wait_until(lambda: self._lb_ok(), 15, 0.05):
             raise RuntimeError(f"the balancer did not start (see {self.log_dir}/balancer.log)")
 
