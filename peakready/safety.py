@@ -175,9 +175,15 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
 def validate_experiments(plan: Plan) -> list[str]:
     """Every experiment of the plan through Chaos Toolkit's own validation (what ``chaos
     validate`` runs), again: the files may have changed since the plan was loaded."""
+    import shutil
+
+    from peakready.chaos.runner import chaos_executable
     from peakready.chaos.validate import ExperimentInvalid, validate_experiment
 
     notes = []
+    if plan.faults and shutil.which(chaos_executable()) is None:
+        raise BadInput(f"{plan.path}: faults: the Chaos Toolkit CLI `chaos` is not installed "
+                       "(pip install chaostoolkit)")
     for i, fault in enumerate(plan.faults):
         try:
             validate_experiment(fault["experiment"])
