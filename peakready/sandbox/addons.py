@@ -11,6 +11,12 @@ from __future__ import annotations
 
 
 def addons(stack, timing, state_dir) -> list:
+    import sys
+
     from peakready.sandbox.aws.plane import ControlPlane  # moto loads only in the daemon
 
-    return [ControlPlane(stack, timing, state_dir)]
+    # the daemon's --instances becomes the Auto Scaling group's desired capacity
+    argv = sys.argv
+    wanted = argv[argv.index("--instances") + 1] if "--instances" in argv[:-1] else "2"
+    desired = int(wanted) if wanted.isdigit() and int(wanted) > 0 else 2
+    return [ControlPlane(stack, timing, state_dir, desired=desired)]

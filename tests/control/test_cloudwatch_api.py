@@ -25,8 +25,17 @@ def cloudwatch():
     try:
         yield plane, bootstrap.client("cloudwatch", f"http://{host}:{port}")
     finally:
+        _reset(f"http://{host}:{port}")
         server.stop()
         extensions.detach(plane)
+
+
+def _reset(url: str) -> None:
+    """moto's state is per process: leave none behind for other in-process tests."""
+    import urllib.request
+
+    urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"),
+                           timeout=5).read()
 
 
 def _put_times(cw, times, ts):
@@ -79,3 +88,25 @@ def test_alarm_starts_insufficient_then_transitions_are_in_history(cloudwatch):
     summaries = [i["HistorySummary"] for i in items["AlarmHistoryItems"]]
     assert summaries == ["Alarm updated from ALARM to OK",
                          "Alarm updated from INSUFFICIENT_DATA to ALARM"]
+
+
+def test_without_a_plane_moto_behaves_as_shipped():
+    """The grafted methods fall back to moto's own when no control plane is attached, so
+    other in-process users of moto (collect's tests) see stock moto."""
+    extensions.install()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        url = f"http://{host}:{port}"
+        bootstrap.client("cloudwatch", url).put_metric_alarm(
+            AlarmName="plain", Namespace="NS", MetricName="m", Statistic="Sum", Period=60,
+            EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+        alarm = bootstrap.client("cloudwatch", url).describe_alarms(
+            AlarmNames=["plain"])["MetricAlarms"][0]
+        assert alarm["StateValue"] == "OK"  # moto's initial state, not the plane's
+        activities = bootstrap.client("autoscaling", url).describe_scaling_activities()
+        assert activities["Activities"] == []
+    finally:
+        _reset(url)
+        server.stop()

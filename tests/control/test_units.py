@@ -133,3 +133,11 @@ def test_counter_metrics_are_rates_between_snapshots():
            for _, d in publish.rds_datums(now, prev, 5)}
     assert got[("CommitThroughput", "peakready-db-1")] == 10.0
     assert got[("DatabaseConnections", "peakready-db")] == 7
+
+
+def test_prune_forgets_old_datapoints_only():
+    store = MetricStore()
+    for ts in (10, 20, 30):
+        store.put("NS", {"MetricName": "m", "Value": ts}, ts)
+    assert store.prune(before=20) == 1
+    assert [t for t, _ in store.series("NS", "m", [], "Sum", 10, 0, 40)] == [20, 30]

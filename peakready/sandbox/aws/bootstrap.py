@@ -81,7 +81,7 @@ def create_web(endpoint_url: str, period_s: int, desired: int = names.ASG_DESIRE
     asg.create_auto_scaling_group(
         AutoScalingGroupName=names.ASG,
         LaunchTemplate={"LaunchTemplateName": names.LAUNCH_TEMPLATE, "Version": "$Latest"},
-        MinSize=names.ASG_MIN, MaxSize=names.ASG_MAX, DesiredCapacity=desired,
+        MinSize=min(names.ASG_MIN, desired), MaxSize=names.ASG_MAX, DesiredCapacity=desired,
         VPCZoneIdentifier=",".join(subnets), TargetGroupARNs=[tg_arn],
         HealthCheckType="ELB", HealthCheckGracePeriod=0,
         DefaultInstanceWarmup=0,

@@ -101,6 +101,16 @@ class MetricStore:
         with self._lock:
             self._data.setdefault(key, []).append(entry)
 
+    def prune(self, before: float) -> int:
+        """Forget datapoints older than ``before`` (CloudWatch keeps 1 s data 3 hours)."""
+        dropped = 0
+        with self._lock:
+            for key, entries in self._data.items():
+                kept = [e for e in entries if e.ts >= before]
+                dropped += len(entries) - len(kept)
+                self._data[key] = kept
+        return dropped
+
     def metrics(self, namespace: str | None = None, metric_name: str | None = None,
                 dimensions: Sequence[Mapping] = ()) -> list[dict]:
         """``list_metrics``: a metric matches when it has every dimension asked for."""

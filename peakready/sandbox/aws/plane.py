@@ -30,6 +30,7 @@ from peakready.sandbox.aws.webtier import WebTier
 
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 0.25
+RETENTION_S = 3 * 3600  # CloudWatch keeps high-resolution datapoints for 3 hours
 
 
 class ControlPlane:
@@ -39,7 +40,7 @@ class ControlPlane:
         self.stack = stack
         self.timing = timing
         self.state_dir = state_dir
-        self.desired = max(names.ASG_MIN, min(names.ASG_MAX, int(desired)))
+        self.desired = max(1, min(names.ASG_MAX, int(desired)))  # MinSize follows below 2
         self.store = MetricStore()
         self.history = AlarmHistory()
         self.activities = ActivityLog()
@@ -224,6 +225,8 @@ class ControlPlane:
         self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache}}
         for namespace, datum in datums:
             self.store.put(namespace, datum, ts)
+        if int(boundary // period) % 720 == 0:  # hourly at the default period
+            self.store.prune(boundary - RETENTION_S)
         with extensions.LOCK:
             self._sync_target_value()
         self.evaluate_alarms(boundary)

@@ -104,10 +104,10 @@ class WebTier:
     def _reconcile_pass(self) -> bool:
         now = time.time()
         replaced = False
+        health = self.stack.target_health()  # an HTTP call: outside the lock
         with LOCK:
             g = self.group()
             states = {s.instance.id: s for s in g.instance_states}
-            health = self.stack.target_health()
             new = [i for i in states if i not in self.tracked]
             gone = [i for i in self.tracked if i not in states]
             before = len(self.tracked) - len(gone)
