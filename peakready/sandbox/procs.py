@@ -59,6 +59,7 @@ def run(cmd: list[str], run_as: RunAs | None = None, timeout: float = 60.0,
         env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """A short-lived tool (initdb, pg_basebackup, pg_rewind); raises with its output."""
     res = subprocess.run(cmd, **_user_kwargs(run_as), capture_output=True,
+                         stdin=subprocess.DEVNULL,
                          text=True, timeout=timeout, env=env, cwd="/")
     if res.returncode != 0:
         out = (res.stderr or res.stdout).strip().splitlines()
