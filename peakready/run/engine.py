@@ -475,7 +475,9 @@ def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunS
     if settle > 0:
         view.say(f"waiting {settle:.0f} s for the last metrics to be published")
         time.sleep(settle)
-    start = min(anchor, state.load_started_at) - 2 * target.base_period_s
+    # one period of margin: the period that holds the load's first requests, not the
+    # target's own start-up
+    start = min(anchor, state.load_started_at) - target.base_period_s
     alarms = list((spec.get("target") or {}).get("alarms") or [])
     alarms += list((spec.get("stop_conditions") or {}).get("alarms") or [])
     summary = collect_run(

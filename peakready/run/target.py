@@ -38,6 +38,8 @@ class Target:
             aws = self.sandbox_status.get("aws") or {}
             out["aws_endpoint_url"] = aws.get("endpoint_url")
             out["account_id"] = aws.get("account_id")
+        if self.state_dir is not None:
+            out["sandbox_state_dir"] = str(self.state_dir)
         return out
 
     def stop(self, keep_logs_in: Path | None = None) -> None:

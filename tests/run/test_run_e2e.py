@@ -9,7 +9,6 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -74,8 +73,14 @@ def _run_dirs(reports: Path) -> list[Path]:
     return sorted(p for p in reports.glob("*") if (p / "run.json").exists()) if reports.exists() else []
 
 
-def _sandbox_dirs() -> set[str]:
-    return {p.name for p in Path(tempfile.gettempdir()).glob("peakready-run-sandbox-*")}
+def _private_tmp(run_tmp: Path) -> dict[str, str]:
+    """The run's own temp dir (its sandbox state lives there), so what it leaves behind
+    is told apart from other runs on the machine."""
+    return {"TMPDIR": str(run_tmp)}
+
+
+def _sandbox_dirs(run_tmp: Path) -> list[str]:
+    return [p.name for p in run_tmp.glob("peakready-run-sandbox-*")]
 
 
 def _finish(proc, timeout_s: float = 240) -> int:
@@ -113,29 +118,30 @@ def _launch_suspended(status: dict) -> bool:
 
 # --- bad input: exit 2, one line, nothing started ------------------------------------------
 
-def _bad(tmp_path: Path, plan_path: Path, env: dict | None = None, extra: list | None = None):
+def _bad(tmp_path: Path, run_tmp: Path, plan_path: Path, env: dict | None = None,
+         extra: list | None = None):
     reports = tmp_path / "reports"
-    before = _sandbox_dirs()
     log = tmp_path / "out.txt"
-    proc = start_run([str(plan_path), "--reports-dir", str(reports), *(extra or [])], env, log)
+    proc = start_run([str(plan_path), "--reports-dir", str(reports), *(extra or [])],
+                     {**(env or {}), **_private_tmp(run_tmp)}, log)
     rc = _finish(proc, 120)
     out = log.read_text()
     errors = [ln for ln in out.splitlines() if ln.startswith("peakready: error:")]
     assert rc == 2, out
     assert len(errors) == 1, out
     assert _run_dirs(reports) == []  # no run folder: no load was sent, no fault journaled
-    assert _sandbox_dirs() <= before  # any sandbox it started is gone
+    assert _sandbox_dirs(run_tmp) == []  # any sandbox it started is gone
     return errors[0]
 
 
-def test_malformed_plan_exits_2_and_starts_nothing(tmp_path):
+def test_malformed_plan_exits_2_and_starts_nothing(tmp_path, run_tmp):
     plan = base_plan()
     plan["load"]["scale"] = "lots"
-    line = _bad(tmp_path, write_plan(tmp_path, plan))
+    line = _bad(tmp_path, run_tmp, write_plan(tmp_path, plan))
     assert "load.scale" in line
 
 
-def test_experiment_failing_validation_exits_2_before_any_sandbox(tmp_path):
+def test_experiment_failing_validation_exits_2_before_any_sandbox(tmp_path, run_tmp):
     broken = tmp_path / "broken.json"
     broken.write_text(json.dumps({
         "version": "1.0.0", "title": "broken", "description": "its method calls nothing real",
@@ -145,7 +151,7 @@ def test_experiment_failing_validation_exits_2_before_any_sandbox(tmp_path):
                                  "func": "nope"}}]}))
     plan = base_plan()
     plan["faults"] = [{"name": "broken", "experiment": str(broken), "at_s": 5}]
-    line = _bad(tmp_path, write_plan(tmp_path, plan))
+    line = _bad(tmp_path, run_tmp, write_plan(tmp_path, plan))
     assert "broken" in line
 
 
@@ -164,12 +170,12 @@ def test_aws_target_without_credentials_exits_2(tmp_path):
     assert _run_dirs(tmp_path / "r") == []
 
 
-def test_allow_list_excluding_a_target_exits_2_and_touches_nothing(sandbox, tmp_path):
+def test_allow_list_excluding_a_target_exits_2_and_touches_nothing(sandbox, tmp_path, run_tmp):
     before = client(sandbox, "autoscaling").describe_scaling_activities(
         AutoScalingGroupName="peakready-web")["Activities"]
     plan = _aws_plan(tmp_path, sandbox)
     plan["target"]["allow"] = {"account_ids": ["123456789012"], "resources": ["peakready-db"]}
-    line = _bad(tmp_path, write_plan(tmp_path, plan), env=aws_env(sandbox))
+    line = _bad(tmp_path, run_tmp, write_plan(tmp_path, plan), env=aws_env(sandbox))
     assert "target.allow" in line and "peakready-web" in line
     after = client(sandbox, "autoscaling").describe_scaling_activities(
         AutoScalingGroupName="peakready-web")["Activities"]
@@ -257,18 +263,20 @@ def test_sigint_mid_fault_runs_rollbacks_and_keeps_an_analysable_folder(sandbox,
 # --- the CI plan, whole, on its own sandbox ---------------------------------------------------
 
 @pytest.mark.slow
-def test_ci_gate_plan_end_to_end_on_the_sandbox(tmp_path):
+def test_ci_gate_plan_end_to_end_on_the_sandbox(tmp_path, run_tmp):
     reports = tmp_path / "reports"
     log = tmp_path / "out.txt"
-    before = _sandbox_dirs()
-    proc = start_run(["plans/ci-gate.yaml", "--reports-dir", str(reports)], None, log)
+    proc = start_run(["plans/ci-gate.yaml", "--reports-dir", str(reports)],
+                     _private_tmp(run_tmp), log)
     rc = _finish(proc, 400)
     out = log.read_text()
     assert rc in (0, 1), out  # the verdict's exit code, whichever it is
-    assert _sandbox_dirs() <= before
+    assert _sandbox_dirs(run_tmp) == []  # the run's sandbox was stopped and removed
     (run_dir,) = _run_dirs(reports)
     meta = json.loads((run_dir / "run.json").read_text())
     assert meta["status"] == "completed" and meta["exit_code"] == rc
+    state_dir = Path(meta["target"]["sandbox_state_dir"])
+    assert state_dir.parent == run_tmp and not state_dir.exists()
     samples = pd.read_parquet(run_dir / "samples")
     assert len(samples) > 1000
     assert list((run_dir / "orders").glob("*.jsonl"))
@@ -282,21 +290,22 @@ def test_ci_gate_plan_end_to_end_on_the_sandbox(tmp_path):
     assert ((terminated >= start - 1) & (terminated <= start + 30)).any()
     metrics = pd.read_parquet(run_dir / "metrics.parquet")
     requests = metrics.query("metric == 'RequestCount' and stat == 'Sum' "
-                             "and dimensions.str.startswith('LoadBalancer=')")
+                             "and dimensions.str.startswith('LoadBalancer=') "
+                             "and not dimensions.str.contains(',')")  # the LB-wide series
     assert requests["value"].sum() == pytest.approx(len(samples), rel=0.1)
     assert set(metrics.query("metric == 'TargetResponseTime'")["stat"]) >= {"p95", "Average"}
     assert (run_dir / "integrity" / "orders.parquet").exists()
     assert (run_dir / "verdict.json").exists() and (run_dir / "junit.xml").exists()
 
 
-def test_dry_run_validates_and_starts_nothing(tmp_path):
+def test_dry_run_validates_and_starts_nothing(tmp_path, run_tmp):
     reports = tmp_path / "reports"
-    before = _sandbox_dirs()
     done = subprocess.run([sys.executable, "-m", "peakready.cli", "run", "plans/sandbox-demo.yaml",
                            "--dry-run", "--plain", "--reports-dir", str(reports)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **_private_tmp(run_tmp)})
     assert done.returncode == 0, done.stdout + done.stderr
     assert "nothing injected" in done.stdout
     for experiment in ("kill-web-instance", "aurora-failover", "cache-node-failover"):
         assert experiment in done.stdout
-    assert _run_dirs(reports) == [] and _sandbox_dirs() <= before
+    assert _run_dirs(reports) == [] and _sandbox_dirs(run_tmp) == []
