@@ -10,12 +10,14 @@ runs two loops: ``reconcile`` (AWS state <-> processes, every quarter second) an
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 import time
 import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from moto.autoscaling.models import autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
@@ -27,6 +29,7 @@ from peakready.sandbox.aws.datatier import DataTier
 from peakready.sandbox.aws.metricstore import MetricStore
 from peakready.sandbox.aws.scaling import ActivityLog
 from peakready.sandbox.aws.webtier import WebTier
+from peakready.sandbox.timing import Timing
 
 log = logging.getLogger(__name__)
 RECONCILE_EVERY_S = 0.25
@@ -36,7 +39,8 @@ RETENTION_S = 3 * 3600  # CloudWatch keeps high-resolution datapoints for 3 hour
 class ControlPlane:
     manages_web_tier = True
 
-    def __init__(self, stack, timing, state_dir=None, desired: int = names.ASG_DESIRED):
+    def __init__(self, stack: Any, timing: Timing, state_dir: Any = None,
+                 desired: int = names.ASG_DESIRED):
         self.stack = stack
         self.timing = timing
         self.state_dir = state_dir
@@ -249,7 +253,7 @@ class ControlPlane:
                 continue
             old = alarm.state_value
             with extensions.LOCK:
-                alarm.update_state(reason, _json(data), state)
+                alarm.update_state(reason, json.dumps(data), state)
             self.history.record(spec.name, old, state, reason, data)
             changes.append((spec.name, old, state))
         return changes
@@ -327,8 +331,3 @@ def _nodes(stats) -> list[dict]:
             return [dict(v, name=k) for k, v in nodes.items() if isinstance(v, dict)]
         return list(nodes)
     return list(stats or [])
-
-
-def _json(data: dict) -> str:
-    import json
-    return json.dumps(data)
