@@ -92,6 +92,14 @@ def start(state_dir: Path, instances: int = 2, lb_port: int = 0, timing: Any = N
     with open(state_dir / "logs" / "daemon.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd="/")
+    try:
+        return _wait_running(state_dir, proc, timeout)
+    except BaseException:  # a failure, a timeout or Ctrl-C: leave nothing half-started
+        stop(state_dir, keep_logs=True)  # the error message points at the logs
+        raise
+
+
+def _wait_running(state_dir: Path, proc: subprocess.Popen, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         data = _read_json(state_dir / STATUS_FILE) or {}
@@ -99,15 +107,13 @@ def start(state_dir: Path, instances: int = 2, lb_port: int = 0, timing: Any = N
             return data
         if data.get("state") == "failed" or proc.poll() is not None:
             error = data.get("error") or f"daemon exited with {proc.poll()}"
-            stop(state_dir)
             raise SandboxError(f"sandbox failed to start: {error} "
                                f"(logs in {state_dir / 'logs'})")
         time.sleep(0.1)
-    stop(state_dir)
     raise SandboxError(f"sandbox not ready after {timeout:.0f} s (logs in {state_dir / 'logs'})")
 
 
-def stop(state_dir: Path, timeout: float = 30.0) -> bool:
+def stop(state_dir: Path, timeout: float = 30.0, keep_logs: bool = False) -> bool:
     pid = daemon_pid(state_dir)
     was_running = pid is not None and procs.pid_alive(pid)
     if was_running:
@@ -118,7 +124,7 @@ def stop(state_dir: Path, timeout: float = 30.0) -> bool:
             os.kill(pid, signal.SIGKILL)  # its children die with it (PDEATHSIG)
             procs.wait_until(lambda: not procs.pid_alive(pid), 5, 0.05)
             _kill_components(last)
-    _remove_state(state_dir)
+    _remove_state(state_dir, keep_logs)
     return was_running
 
 
@@ -144,8 +150,9 @@ def _is_sandbox_dir(state_dir: Path) -> bool:
     return any((state_dir / name).exists() for name in (PID_FILE, STATUS_FILE, "logs"))
 
 
-def _remove_state(state_dir: Path) -> None:
-    """Remove the state folder, only when it is one (never a user's folder by mistake)."""
+def _remove_state(state_dir: Path, keep_logs: bool = False) -> None:
+    """Remove the state folder, only when it is one (never a user's folder by mistake);
+    with ``keep_logs``, everything but ``logs/``."""
     if not state_dir.exists() or not _is_sandbox_dir(state_dir):
         return
     pointer = state_dir / PGDATA_POINTER
@@ -153,4 +160,13 @@ def _remove_state(state_dir: Path) -> None:
         pg_dir = Path(pointer.read_text().strip())
         if pg_dir.name.startswith("peakready-pg-"):
             shutil.rmtree(pg_dir, ignore_errors=True)
-    shutil.rmtree(state_dir, ignore_errors=True)
+    if not keep_logs:
+        shutil.rmtree(state_dir, ignore_errors=True)
+        return
+    for path in state_dir.iterdir():
+        if path.name == "logs":
+            continue
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)

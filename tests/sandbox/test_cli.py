@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
+import time
 
 import psutil
 import pytest
 
 from peakready import sandbox
 from peakready.cli import main
+from peakready.sandbox.control import SandboxError, daemon_pid
 from peakready.sandbox.timing import Timing
 
 QUICK = Timing(boot_delay_s=0.5, health_interval_s=0.25, healthy_threshold=2)
@@ -84,3 +87,32 @@ def test_a_foreign_folder_is_never_used_or_removed(tmp_path, capsys):
     assert "is not a sandbox's" in capsys.readouterr().err
     assert main(["sandbox", "down", "--state-dir", str(tmp_path)]) == 0
     assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_a_start_that_does_not_finish_stops_everything_and_keeps_the_logs(tmp_path):
+    state = tmp_path / "sbx"
+    pids: list[int] = []
+
+    def watch() -> None:  # remember the daemon's children while it starts
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 3:
+            pid = daemon_pid(state)
+            if pid and psutil.pid_exists(pid):
+                try:
+                    pids[:] = [pid] + [c.pid for c in psutil.Process(pid).children(True)]
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    with pytest.raises(SandboxError, match="not ready after"):
+        sandbox.start(state, timing=QUICK, timeout=1.0)
+    watcher.join()
+    assert pids, "the daemon had started"
+    assert not [p for p in pids if psutil.pid_exists(p)
+                and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert (state / "logs" / "daemon.log").exists()  # the evidence stays
+    assert sandbox.status(state)["state"] == "stopped"
+    sandbox.stop(state)
+    assert not state.exists()
