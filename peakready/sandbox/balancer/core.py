@@ -321,7 +321,8 @@ class Balancer:
     # --- measurements -------------------------------------------------------------------
     def health_counts(self) -> tuple[int, int]:
         healthy = sum(1 for t in self.targets.values() if t.state == "healthy")
-        unhealthy = sum(1 for t in self.targets.values() if t.state in ("unhealthy", "initial"))
+        # as on AWS, targets still in their initial checks count in neither
+        unhealthy = sum(1 for t in self.targets.values() if t.state == "unhealthy")
         return healthy, unhealthy
 
     def take(self) -> dict:
