@@ -92,6 +92,8 @@ class Daemon:
                     self.stack.launch_instance(iid)
                     self.stack.register_target(iid)
             if not self._wait_ready(wanted):
+                if self.stop_event.is_set():
+                    raise RuntimeError("stopped while starting")
                 raise RuntimeError(f"storefront not healthy after {READY_TIMEOUT_S:.0f} s")
         except Exception as exc:  # noqa: BLE001 - reported to the starter through status.json
             traceback.print_exc()
