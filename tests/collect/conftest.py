@@ -4,6 +4,7 @@ not need the whole sandbox (the run tests use the real one)."""
 from __future__ import annotations
 
 import logging
+import urllib.request
 
 import boto3
 import pytest
@@ -18,6 +19,9 @@ def moto_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    # moto's backends are global to the process: start from a clean account
+    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset",
+                                                  method="POST"), timeout=10).close()
     try:
         yield {"endpoint_url": f"http://{host}:{port}", "region": REGION,
                "access_key_id": "testing", "secret_access_key": "testing",
