@@ -195,11 +195,16 @@ class WebTier:
             group.deregister([{"Id": instance_id}])
 
     def _kill(self, instance_id: str, activity: str, graceful: bool = False) -> None:
-        if graceful:
-            self.stack.terminate_instance(instance_id)  # SIGTERM after draining
-        else:
-            self.stack.kill_instance(instance_id)
-        self.activities.finish(activity)
+        status, message = "Successful", ""
+        try:
+            if graceful:
+                self.stack.terminate_instance(instance_id)  # SIGTERM after draining
+            else:
+                self.stack.kill_instance(instance_id)
+        except Exception as exc:  # noqa: BLE001 - recorded on the activity, as AWS would
+            log.exception("terminating %s failed", instance_id)
+            status, message = "Failed", str(exc)
+        self.activities.finish(activity, status, message)
         with LOCK:
             self.terminations.pop(instance_id, None)
 
