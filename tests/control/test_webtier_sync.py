@@ -92,6 +92,22 @@ def test_stopped_instance_is_replaced(sandbox_status, aws):
     wait_for(lambda: len(_in_service(aws) - {victim}) == 2, 20, what="a replacement")
 
 
+def test_detached_instance_keeps_running_outside_the_group(sandbox_status, aws):
+    victim = sorted(_in_service(aws))[0]
+    pid = _pid(sandbox_status, victim)
+    aws("autoscaling").detach_instances(AutoScalingGroupName=names.ASG, InstanceIds=[victim],
+                                        ShouldDecrementDesiredCapacity=False)
+    wait_for(lambda: len(_in_service(aws)) == 2 and victim not in _in_service(aws), 20,
+             what="a replacement for the detached instance")
+    assert not _gone(pid)  # detached, not terminated
+    tg_arn = aws("elbv2").describe_target_groups(Names=[names.TARGET_GROUP])["TargetGroups"][0][
+        "TargetGroupArn"]
+    targets = aws("elbv2").describe_target_health(TargetGroupArn=tg_arn)[
+        "TargetHealthDescriptions"]
+    assert victim not in {t["Target"]["Id"] for t in targets if t["TargetHealth"]["State"]
+                          != "draining"}
+
+
 def test_reboot_cache_cluster_moves_the_primary_and_node_info_is_live(sandbox_status, aws,
                                                                      chaos_config):
     cache = aws("elasticache")

@@ -113,7 +113,10 @@ class WebTier:
             before = len(self.tracked) - len(gone)
             trigger, self.trigger = self.trigger, ""
             for instance_id in gone:
-                self._terminate(instance_id, trigger, before + len(new), now)
+                if _ec2_state(instance_id) in ("running", "pending"):
+                    self._detach(instance_id)  # DetachInstances: the VM lives on, alone
+                else:
+                    self._terminate(instance_id, trigger, before + len(new), now)
             for n, instance_id in enumerate(new):
                 states[instance_id].lifecycle_state = "Pending"
                 log.info("launching %s", instance_id)
@@ -186,6 +189,17 @@ class WebTier:
         else:
             self._kill(instance_id, activity)
 
+    def _detach(self, instance_id: str) -> None:
+        tracked = self.tracked.pop(instance_id)
+        self.activities.finish(tracked.activity, "Cancelled", "Instance was detached.")
+        activity = self.activities.start(
+            f"Detaching EC2 instance: {instance_id}",
+            f"At {iso(datetime.now(UTC))} instance {instance_id} was detached in response to "
+            f"a user request.")
+        self.stack.deregister_target(instance_id)
+        self._deregister_in_moto(instance_id)
+        self.activities.finish(activity)
+
     def _deregister_in_moto(self, instance_id: str) -> None:
         """The group takes a terminated instance out of its target groups (moto does
         not when it scales in)."""
@@ -237,6 +251,16 @@ class WebTier:
     def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
+
+
+def _ec2_state(instance_id: str) -> str:
+    """moto's EC2 state of an instance ("terminated" when unknown)."""
+    from moto.ec2.models import ec2_backends
+
+    try:
+        return ec2_backends[names.ACCOUNT_ID][names.REGION].get_instance(instance_id).state
+    except Exception:  # noqa: BLE001 - moto raises its own not-found error
+        return "terminated"
 
 
 def _target(item) -> dict:
