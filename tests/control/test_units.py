@@ -115,6 +115,7 @@ def test_activity_log_newest_first_with_times():
 
 def test_alb_datums_omit_zero_counts_and_keep_raw_times():
     stats = {"lb": {"requests": 4, "target_2xx": 3, "target_5xx": 0, "elb_502": 1,
+                    "new_connections": 2, "active_connections": 0,
                     "response_times": [0.1, 0.2, 0.3], "healthy_host_count": 2,
                     "unhealthy_host_count": 1}}
     datums = {(d["MetricName"], tuple(x["Name"] for x in d["Dimensions"])): d
@@ -124,6 +125,8 @@ def test_alb_datums_omit_zero_counts_and_keep_raw_times():
     assert datums[("TargetResponseTime", ("LoadBalancer",))]["Values"] == [0.1, 0.2, 0.3]
     assert datums[("RequestCountPerTarget", ("TargetGroup",))]["Value"] == 2.0
     assert datums[("HealthyHostCount", ("TargetGroup", "LoadBalancer"))]["Value"] == 2
+    assert datums[("NewConnectionCount", ("LoadBalancer",))]["Value"] == 2
+    assert ("ActiveConnectionCount", ("LoadBalancer",)) not in datums
 
 
 def test_counter_metrics_are_rates_between_snapshots():

@@ -70,6 +70,11 @@ def alb_datums(stats: Mapping, lb_dim: str, tg_dim: str) -> list[Datum]:
     """AWS/ApplicationELB from one ``lb_take_stats()`` snapshot."""
     lb = stats.get("lb") or {}
     out = _alb_block(lb, _dims(LoadBalancer=lb_dim))
+    for key, metric in (("new_connections", "NewConnectionCount"),
+                        ("active_connections", "ActiveConnectionCount")):
+        if lb.get(key):  # per load balancer only, omitted when zero
+            out.append(_d("AWS/ApplicationELB", metric, _dims(LoadBalancer=lb_dim), "Count",
+                          float(lb[key])))
     out += _alb_block(lb, _dims(TargetGroup=tg_dim, LoadBalancer=lb_dim))
     healthy, unhealthy = healthy_hosts(stats)
     both = _dims(TargetGroup=tg_dim, LoadBalancer=lb_dim)
