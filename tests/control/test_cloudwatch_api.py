@@ -3,6 +3,7 @@ pNN statistics, alarm evaluation with history, INSUFFICIENT_DATA at creation."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 
@@ -28,6 +29,31 @@ def cloudwatch():
         _reset(f"http://{host}:{port}")
         server.stop()
         extensions.detach(plane)
+
+
+def test_alarm_actions_notify_sns_subscribers(cloudwatch):
+    plane, cw = cloudwatch
+    url = cw.meta.endpoint_url
+    sns, sqs = bootstrap.client("sns", url), bootstrap.client("sqs", url)
+    topic = sns.create_topic(Name="oncall")["TopicArn"]
+    queue = sqs.create_queue(QueueName="pager")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn,
+                  Attributes={"RawMessageDelivery": "true"})
+    cw.put_metric_alarm(AlarmName="errors", Namespace="Shop", MetricName="Errors",
+                        Statistic="Sum", Period=5, EvaluationPeriods=1, Threshold=1,
+                        ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic])
+    now = (int(time.time()) // 5) * 5
+    cw.put_metric_data(Namespace="Shop", MetricData=[
+        {"MetricName": "Errors", "Value": 7, "Timestamp": datetime.fromtimestamp(now - 4, UTC)}])
+    assert plane.evaluate_alarms(now) == [("errors", "INSUFFICIENT_DATA", "ALARM")]
+    (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1)["Messages"]
+    body = json.loads(message["Body"])
+    assert body["AlarmName"] == "errors" and body["NewStateValue"] == "ALARM"
+    actions = cw.describe_alarm_history(AlarmName="errors", HistoryItemType="Action")
+    assert actions["AlarmHistoryItems"][0]["HistorySummary"] == \
+        f"Successfully executed action {topic}"
 
 
 def _reset(url: str) -> None:

@@ -137,6 +137,15 @@ class AlarmHistory:
             self._items.append(item)
         return item
 
+    def record_action(self, name: str, summary: str) -> dict:
+        item = {"AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": datetime.now(UTC),
+                "HistoryItemType": "Action", "HistorySummary": summary,
+                "HistoryData": json.dumps({"actionState": "Succeeded" if summary.startswith(
+                    "Successfully") else "Failed"})}
+        with self._lock:
+            self._items.append(item)
+        return item
+
     def query(self, name: str | None = None, item_type: str | None = None,
               start: datetime | None = None, end: datetime | None = None,
               oldest_first: bool = False, limit: int | None = None) -> list[dict]:

@@ -22,6 +22,7 @@ from typing import Any
 from moto.autoscaling.models import autoscaling_backends
 from moto.cloudwatch.models import cloudwatch_backends
 from moto.server import ThreadedMotoServer
+from moto.sns.models import sns_backends
 
 from peakready.sandbox.aws import alarms, bootstrap, extensions, names, publish, scaling
 from peakready.sandbox.aws.alarms import AlarmHistory
@@ -256,7 +257,37 @@ class ControlPlane:
                 alarm.update_state(reason, json.dumps(data), state)
             self.history.record(spec.name, old, state, reason, data)
             changes.append((spec.name, old, state))
+            self._notify(alarm, old, state, reason)
         return changes
+
+    def _notify(self, alarm, old: str, new: str, reason: str) -> None:
+        """Alarm actions that are SNS topics receive AWS's alarm notification (moto then
+        delivers it to the topic's subscriptions, e.g. an SQS queue)."""
+        actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions,
+                   "INSUFFICIENT_DATA": alarm.insufficient_data_actions}.get(new) or []
+        if not alarm.actions_enabled:
+            return
+        sns = sns_backends[names.ACCOUNT_ID][names.REGION]
+        for arn in actions:
+            if not arn.startswith("arn:aws:sns:"):
+                continue  # Auto Scaling policies are executed by track_target
+            message = json.dumps({
+                "AlarmName": alarm.name, "AlarmDescription": alarm.description,
+                "AWSAccountId": names.ACCOUNT_ID, "NewStateValue": new, "OldStateValue": old,
+                "NewStateReason": reason, "Region": "EU (Frankfurt)",
+                "AlarmArn": alarm.alarm_arn,
+                "StateChangeTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                "Trigger": {"MetricName": alarm.metric_name, "Namespace": alarm.namespace,
+                            "Threshold": alarm.threshold,
+                            "ComparisonOperator": alarm.comparison_operator}})
+            try:
+                with extensions.LOCK:
+                    sns.publish(message=message, arn=arn,
+                                subject=f'{new}: "{alarm.name}" in EU (Frankfurt)'[:99])
+                summary = f"Successfully executed action {arn}"
+            except Exception as exc:  # noqa: BLE001 - a missing topic fails the action only
+                summary = f"Failed to execute action {arn}: {exc}"
+            self.history.record_action(alarm.name, summary)
 
     def _sync_target_value(self) -> None:
         """A put_scaling_policy with a new TargetValue moves both alarms' thresholds,
