@@ -122,16 +122,22 @@ def asg_instances(aws) -> list[dict]:
 
 def read_access_log(sandbox_status, start: float, end: float) -> list[float]:
     """Request times (s) of proxied requests the balancer logged, started in [start, end)."""
+    return [seconds for began, _, seconds in access_log_rows(sandbox_status)
+            if start <= began < end]
+
+
+def access_log_rows(sandbox_status) -> list[tuple[float, float, float]]:
+    """(started, finished, seconds) of each request a target answered, from the access log."""
     from pathlib import Path
 
     path = Path(sandbox_status["state_dir"]) / "logs" / "alb-access.log"
-    out = []
+    rows = []
     for line in path.read_text().splitlines():
         fields = line.split(" ")
-        when = datetime_epoch(fields[1])
-        if fields[9] != "-" and start <= when < end:  # target answered
-            out.append(float(fields[6]))
-    return out
+        if fields[9] != "-":  # target answered
+            began, seconds = datetime_epoch(fields[1]), float(fields[6])
+            rows.append((began, began + seconds, seconds))
+    return rows
 
 
 def datetime_epoch(stamp: str) -> float:
