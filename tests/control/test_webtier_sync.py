@@ -132,3 +132,27 @@ def test_reboot_cache_cluster_moves_the_primary_and_node_info_is_live(sandbox_st
                          and e["SourceIdentifier"] == primary
                          for e in cache.describe_events()["Events"]), 20,
              what="the node to come back as a replica")
+
+
+def test_failover_without_a_target_promotes_the_reader(sandbox_status, aws):
+    """Plain boto3 (chaosaws cannot: research/chaos-pitfalls.md): AWS picks the reader."""
+    rds = aws("rds")
+
+    def writer() -> str:
+        members = rds.describe_db_clusters(DBClusterIdentifier=names.DB_CLUSTER)[
+            "DBClusters"][0]["DBClusterMembers"]
+        return next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
+
+    old = writer()
+    response = rds.failover_db_cluster(DBClusterIdentifier=names.DB_CLUSTER)
+    assert response["DBCluster"]["Status"] == "failing-over"
+    new = wait_for(lambda: (lambda w: w != old and w)(writer()), 60, what="a new writer")
+    assert new in names.DB_INSTANCES
+    wait_for(lambda: any(n["role"] == "reader" and n.get("state") == "running"
+                         for n in live_status(sandbox_status)["components"]
+                         if n["kind"] == "postgres"), 60, what="the old writer to rejoin")
+    rds.failover_db_cluster(DBClusterIdentifier=names.DB_CLUSTER)
+    with pytest.raises(ClientError, match="not in available state"):  # one at a time
+        rds.failover_db_cluster(DBClusterIdentifier=names.DB_CLUSTER)
+    wait_for(lambda: rds.describe_db_clusters(DBClusterIdentifier=names.DB_CLUSTER)[
+        "DBClusters"][0]["Status"] == "available", 60, what="the cluster to settle")
