@@ -309,3 +309,44 @@ def test_dry_run_validates_and_starts_nothing(tmp_path, run_tmp):
     for experiment in ("kill-web-instance", "aurora-failover", "cache-node-failover"):
         assert experiment in done.stdout
     assert _run_dirs(reports) == [] and _sandbox_dirs(run_tmp) == []
+
+
+def test_error_rate_stop_condition_aborts_on_a_real_outage(sandbox, tmp_path):
+    """Every web instance dies at once: the balancer answers 503 until replacements boot,
+    the live error rate passes the bound, and the run aborts (exit 3) saying why."""
+    plan = _aws_plan(tmp_path, sandbox, faults=[],
+                     stop_conditions={"error_rate": {"max": 0.5, "for_s": 2}, "alarms": []})
+    reports = tmp_path / "reports"
+    log = tmp_path / "out.txt"
+    proc = start_run([str(write_plan(tmp_path, plan)), "--reports-dir", str(reports),
+                      "--settle-s", "0"], aws_env(sandbox), log)
+    asg = client(sandbox, "autoscaling")
+    try:
+        wait_for(lambda: list(reports.glob("*/live.json")), 60)
+        time.sleep(3)
+        instances = [i["InstanceId"] for i in asg.describe_auto_scaling_groups(
+            AutoScalingGroupNames=["peakready-web"])["AutoScalingGroups"][0]["Instances"]]
+        for instance in instances:  # (EC2 TerminateInstances: replacements never rejoin the TG)
+            asg.terminate_instance_in_auto_scaling_group(
+                InstanceId=instance, ShouldDecrementDesiredCapacity=False)
+        rc = _finish(proc, 180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = log.read_text()
+    assert rc == 3, out
+    (run_dir,) = _run_dirs(reports)
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "aborted" and "error rate" in meta["abort_reason"]
+    samples = pd.read_parquet(run_dir / "samples")
+    assert (~samples["ok"]).sum() > 0 and samples["ts"].max() < meta["started_at"] + 50
+    elb = client(sandbox, "elbv2")
+    tg = elb.describe_target_groups(Names=["peakready-web-tg"])["TargetGroups"][0]["TargetGroupArn"]
+
+    def healthy() -> bool:  # leave the shared sandbox whole for the next test
+        states = [t["TargetHealth"]["State"] for t in
+                  elb.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]]
+        return states.count("healthy") >= 2
+
+    wait_for(healthy, 60)
