@@ -313,6 +313,16 @@ def wind_down(state: RunState, load: Any, view: LiveView, grace_s: float,
             view.say(_fault_ended_line(r))
 
 
+def kill_leftovers(state: RunState, load: Any) -> None:
+    """Last resort (a forced third Ctrl-C during wind-down): no process of ours outlives
+    the run, even if a rollback could not finish."""
+    for r in state.faults.values():
+        if r.process.poll() is None:
+            r.process.kill()
+    if load.poll() is None:
+        load.kill()
+
+
 def phase_events(phases: list[dict[str, Any]], anchor: float, end: float) -> list[dict]:
     """The plan phases that actually ran, in wall-clock time (cut at the run's end)."""
     rows = []
@@ -403,7 +413,12 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
                               command="run")
     view.say(f"run folder {run_dir}")
 
-    load = start_load(settings, run_dir)
+    try:
+        load = start_load(settings, run_dir)
+    except BaseException as exc:
+        runfolder.update_run_json(run_dir, status="failed", ended_at=time.time(),
+                                  abort_reason=f"the load did not start: {exc}")
+        raise
     # after start_load, which writes its own load-only plan.yaml: the whole resolved plan
     (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump(resolved, sort_keys=False))
     state = RunState(run_dir=run_dir, load_started_at=time.time(), signals=signals.count)
@@ -412,8 +427,15 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     try:
         with view:
             run_loop(spec, target, state, load, view, plan_dir, expected)
+    except Exception as exc:  # noqa: BLE001 - stop everything, keep and analyse the data
+        state.status, state.stop_reason = "failed", f"run loop failed: {type(exc).__name__}: {exc}"
+        state.stopped_at = time.time()
+        view.say(state.stop_reason)
     finally:
-        wind_down(state, load, view, opts.fault_grace_s)
+        try:
+            wind_down(state, load, view, opts.fault_grace_s)
+        finally:
+            kill_leftovers(state, load)  # only does anything if wind-down was cut short
     if state.status == "running":
         state.status = "completed"
     if state.status == "completed" and load.poll() not in (0, None):
