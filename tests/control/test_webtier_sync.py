@@ -108,6 +108,22 @@ def test_detached_instance_keeps_running_outside_the_group(sandbox_status, aws):
                           != "draining"}
 
 
+def test_instances_spread_over_azs_so_an_az_fault_takes_only_part(sandbox_status, aws,
+                                                                   chaos_config):
+    from chaosaws.asg.actions import terminate_random_instances
+
+    wait_for(lambda: len(_in_service(aws)) == 2, 20, what="two instances in service")
+    zones = {i["InstanceId"]: i["AvailabilityZone"] for i in asg_instances(aws)}
+    assert sorted(zones.values()) == [f"{names.REGION}a", f"{names.REGION}b"]
+    survivor = next(i for i, z in zones.items() if z.endswith("b"))
+    pid = _pid(sandbox_status, survivor)
+    result = terminate_random_instances(asg_names=[names.ASG], az=f"{names.REGION}a",
+                                        configuration=chaos_config)
+    killed = {i["InstanceId"] for r in result for i in r["TerminatingInstances"]}
+    assert killed == {i for i, z in zones.items() if z.endswith("a")}
+    assert not _gone(pid) and survivor in _in_service(aws)
+
+
 def test_reboot_cache_cluster_moves_the_primary_and_node_info_is_live(sandbox_status, aws,
                                                                      chaos_config):
     cache = aws("elasticache")

@@ -109,6 +109,26 @@ def install() -> None:
 
     _patch(InstanceState, "__init__", instance_state_init)
 
+    # ... and instances spread over the group's subnets (moto: all in the first), so an
+    # AZ-wide fault takes out part of the tier, not all of it
+    replace_instances = FakeAutoScalingGroup.replace_autoscaling_group_instances
+
+    def balanced(self, count_needed, propagated_tags):
+        subnets = (self.vpc_zone_identifier or "").split(",")
+        if _plane() is None or len(subnets) < 2:
+            return replace_instances(self, count_needed, propagated_tags)
+        saved = self.vpc_zone_identifier
+        try:
+            for _ in range(count_needed):
+                used = [s.instance.subnet_id for s in self.active_instances()]
+                best = min(subnets, key=lambda sn: (used.count(sn), subnets.index(sn)))
+                self.vpc_zone_identifier = ",".join([best, *(sn for sn in subnets if sn != best)])
+                replace_instances(self, 1, dict(propagated_tags))
+        finally:
+            self.vpc_zone_identifier = saved
+
+    _patch(FakeAutoScalingGroup, "replace_autoscaling_group_instances", balanced)
+
     # ---- Auto Scaling / EC2 ------------------------------------------------------
     @_routed(AutoScalingResponse, "describe_scaling_activities")
     def describe_scaling_activities(self, plane):
