@@ -144,3 +144,14 @@ def test_prune_forgets_old_datapoints_only():
         store.put("NS", {"MetricName": "m", "Value": ts}, ts)
     assert store.prune(before=20) == 1
     assert [t for t, _ in store.series("NS", "m", [], "Sum", 10, 0, 40)] == [20, 30]
+
+
+def test_termination_order_takes_the_busiest_az_and_oldest_first():
+    from types import SimpleNamespace as NS
+
+    from peakready.sandbox.aws.extensions import termination_order
+
+    def state(name, az, launched):
+        return NS(name=name, availability_zone=az, instance=NS(launch_time=launched))
+    states = [state("a-new", "a", 3), state("b-old", "b", 1), state("a-old", "a", 2)]
+    assert [s.name for s in termination_order(states)] == ["a-old", "b-old", "a-new"]

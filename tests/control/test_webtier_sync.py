@@ -64,6 +64,8 @@ def test_desired_capacity_starts_and_drains_processes(sandbox_status, aws):
     removed = wait_for(lambda: (before | new) - {i["InstanceId"] for i in asg_instances(aws)},
                        5, what="the group to shrink")
     (removed_id,) = removed
+    zones = [i["AvailabilityZone"] for i in asg_instances(aws)]
+    assert sorted(zones) == [f"{names.REGION}a", f"{names.REGION}b"]  # still balanced
     pid = _pid(sandbox_status, removed_id)
     assert not _gone(pid)  # deregistered first; the VM ends after the deregistration delay
     wait_for(lambda: _gone(pid), 10, what="the drained process to stop")

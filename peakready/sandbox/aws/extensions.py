@@ -129,6 +129,16 @@ def install() -> None:
 
     _patch(FakeAutoScalingGroup, "replace_autoscaling_group_instances", balanced)
 
+    # scale-in picks as AWS's default termination policy does (moto: list order)
+    set_desired = FakeAutoScalingGroup.set_desired_capacity
+
+    def set_desired_capacity_balanced(self, new_capacity):
+        if _plane() is not None:
+            self.instance_states = termination_order(self.instance_states)
+        return set_desired(self, new_capacity)
+
+    _patch(FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity_balanced)
+
     # ---- Auto Scaling / EC2 ------------------------------------------------------
     @_routed(AutoScalingResponse, "describe_scaling_activities")
     def describe_scaling_activities(self, plane):
@@ -311,6 +321,20 @@ def install() -> None:
             return original_cache_clusters(self)
         others = list(original_cache_clusters(self).result["CacheClusters"])
         return ActionResult({"CacheClusters": members + others})
+
+
+def termination_order(states: list) -> list:
+    """Instances in the order AWS's Default termination policy would remove them: from
+    the AZ with the most instances first, the oldest there first."""
+    remaining = sorted(states, key=lambda s: s.instance.launch_time)
+    ordered = []
+    while remaining:
+        zones = [s.availability_zone for s in remaining]
+        busiest = max(dict.fromkeys(zones), key=zones.count)
+        pick = next(s for s in remaining if s.availability_zone == busiest)
+        ordered.append(pick)
+        remaining.remove(pick)
+    return ordered
 
 
 def _route_then_reconcile(cls: type, action: str) -> None:
