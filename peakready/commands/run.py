@@ -32,7 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="where the run folder is created (default: reports/)")
     p.add_argument("--settle-s", type=float, default=None,
                    help="seconds to wait before collecting metrics (CloudWatch lags 1-3 "
-                   "minutes on AWS; default: one metric period on the sandbox, 0 on aws)")
+                   "minutes on AWS; default: one metric period on the sandbox, 120 s on aws)")
     p.add_argument("--plain", action="store_true",
                    help="plain progress lines even on a terminal")
     p.set_defaults(func=handle)

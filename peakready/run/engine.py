@@ -493,7 +493,8 @@ def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunS
              view: LiveView, anchor: float, ended: float) -> None:
     settle = opts.settle_s
     if settle is None:
-        settle = target.base_period_s + 1.0 if target.kind == "sandbox" else 0.0
+        # the sandbox publishes every period; CloudWatch lags 1-3 minutes behind
+        settle = target.base_period_s + 1.0 if target.kind == "sandbox" else 120.0
     if settle > 0:
         view.say(f"waiting {settle:.0f} s for the last metrics to be published")
         time.sleep(settle)
