@@ -19,14 +19,15 @@ def moto_endpoint():
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
-    # moto's backends are global to the process: start from a clean account
-    urllib.request.urlopen(urllib.request.Request(f"http://{host}:{port}/moto-api/reset",
-                                                  method="POST"), timeout=10).close()
+    reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
+    # moto's backends are global to the process: start from a clean account, leave one
+    urllib.request.urlopen(reset, timeout=10).close()
     try:
         yield {"endpoint_url": f"http://{host}:{port}", "region": REGION,
                "access_key_id": "testing", "secret_access_key": "testing",
                "account_id": "123456789012"}
     finally:
+        urllib.request.urlopen(reset, timeout=10).close()
         server.stop()
 
 
