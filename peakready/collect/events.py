@@ -32,11 +32,6 @@ def _epoch(value: Any) -> float | None:
     return pd.Timestamp(value).timestamp()
 
 
-def _iso(value: Any) -> str | None:
-    ts = _epoch(value)
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
-
-
 def event(ts: float, source: str, kind: str, resource: str, **detail: Any) -> dict[str, Any]:
     return {"ts": float(ts), "source": source, "kind": kind, "resource": resource,
             "detail": json.dumps(detail, sort_keys=True, default=str)}
@@ -72,7 +67,7 @@ def scaling_rows(activities: Iterable[Mapping[str, Any]], start: float, end: flo
             ts, "autoscaling", "scaling_activity", act.get("AutoScalingGroupName", ""),
             activity_id=act.get("ActivityId"), cause=act.get("Cause", ""),
             description=description, status=act.get("StatusCode", ""),
-            start=_iso(act.get("StartTime")), end=_iso(act.get("EndTime")),
+            start=_epoch(act.get("StartTime")), end=_epoch(act.get("EndTime")),
         ))
         match = _INSTANCE_ACTIVITY.match(description)
         if match:
@@ -80,7 +75,7 @@ def scaling_rows(activities: Iterable[Mapping[str, Any]], start: float, end: flo
             rows.append(event(ts, "autoscaling", kind, match.group(2),
                               group=act.get("AutoScalingGroupName", ""),
                               activity_id=act.get("ActivityId"), status=act.get("StatusCode", ""),
-                              end=_iso(act.get("EndTime")), cause=act.get("Cause", "")))
+                              end=_epoch(act.get("EndTime")), cause=act.get("Cause", "")))
     return rows
 
 
