@@ -55,8 +55,9 @@ def _pages(call: Callable[..., dict], key: str, token_in: str, token_out: str,
 # --- Auto Scaling -----------------------------------------------------------------------
 
 def scaling_rows(activities: Iterable[Mapping[str, Any]], start: float, end: float) -> list[dict]:
-    """One ``scaling_activity`` per activity, plus ``instance_launch``/``instance_terminate``
-    read from its description (the ASG says which instance it launched or terminated)."""
+    """One ``scaling_activity`` per activity (at its StartTime), plus ``instance_launch`` (at
+    its EndTime: in service) / ``instance_terminate`` (at its StartTime) read from its
+    description (the ASG says which instance it launched or terminated)."""
     rows = []
     for act in activities:
         ts = _epoch(act.get("StartTime"))
@@ -71,8 +72,12 @@ def scaling_rows(activities: Iterable[Mapping[str, Any]], start: float, end: flo
         ))
         match = _INSTANCE_ACTIVITY.match(description)
         if match:
-            kind = "instance_launch" if match.group(1) == "Launching" else "instance_terminate"
-            rows.append(event(ts, "autoscaling", kind, match.group(2),
+            # a launch counts once it finished (the instance is in service); a termination
+            # from the moment the instance was taken out
+            launch = match.group(1) == "Launching"
+            kind = "instance_launch" if launch else "instance_terminate"
+            when = (_epoch(act.get("EndTime")) or ts) if launch else ts
+            rows.append(event(when, "autoscaling", kind, match.group(2),
                               group=act.get("AutoScalingGroupName", ""),
                               activity_id=act.get("ActivityId"), status=act.get("StatusCode", ""),
                               end=_epoch(act.get("EndTime")), cause=act.get("Cause", "")))

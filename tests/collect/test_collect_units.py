@@ -68,7 +68,9 @@ def test_scaling_activities_give_launch_and_terminate_events():
     assert kinds == [("instance_launch", "i-0abc123"), ("instance_terminate", "i-0def456"),
                      ("scaling_activity", "web"), ("scaling_activity", "web")]
     launch = next(r for r in rows if r["kind"] == "instance_launch")
-    assert launch["ts"] == NOW + 10
+    assert launch["ts"] == NOW + 16  # in service when the launch activity ended
+    terminate = next(r for r in rows if r["kind"] == "instance_terminate")
+    assert terminate["ts"] == NOW + 5
     assert json.loads(launch["detail"])["end"] == NOW + 16  # epoch seconds, like every ts
 
 
