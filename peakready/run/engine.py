@@ -66,7 +66,31 @@ def validate_before_start(plan: Any, spec: dict[str, Any]) -> list[str]:
     from peakready.load import resolve as resolve_load
 
     resolve_load(_load_settings(spec, "http://127.0.0.1:9"))
+    unnamed = unnamed_resources(plan)
+    if unnamed:
+        raise BadInput(f"{plan.path}: {unnamed[0]}")
     return safety.validate_experiments(plan)
+
+
+def unnamed_resources(plan: Any) -> list[str]:
+    """Faults whose experiment would act on a resource the plan does not name: the
+    experiment's own default (e.g. ``PEAKREADY_ASG``, else ``peakready-web``) would be
+    used, and the allow-list never sees it. Refused before anything starts."""
+    from peakready.plan import FAULT_RESOURCE_KEYS, _bases, _find
+
+    problems = []
+    for i, fault in enumerate(plan.faults):
+        path = _find(fault["experiment"], _bases(plan.path))
+        try:
+            declared = set((json.loads(path.read_text()) or {}).get("configuration") or {})
+        except (OSError, ValueError, AttributeError, TypeError):
+            continue  # plan validation already reported an unreadable experiment
+        for key, kind in FAULT_RESOURCE_KEYS.items():
+            if key in declared and not fault["configuration"].get(key):
+                problems.append(f"faults[{i}].configuration.{key}: fault {fault['name']} acts "
+                                f"on a {kind} the plan does not name; set target.resources."
+                                f"{kind} or this key (the allow-list must see it)")
+    return problems
 
 
 def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:

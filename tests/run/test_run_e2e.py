@@ -155,9 +155,21 @@ def test_experiment_failing_validation_exits_2_before_any_sandbox(tmp_path, run_
     assert "broken" in line
 
 
-def test_aws_target_without_credentials_exits_2(tmp_path):
+def test_fault_on_a_resource_the_plan_does_not_name_exits_2(tmp_path, run_tmp):
+    """Without target.resources the experiment would fall back to its own default group,
+    which the allow-list never sees: refused before anything starts."""
     plan = base_plan()
     plan["target"].update(kind="aws", storefront_url="http://127.0.0.1:9")
+    plan["faults"] = [{"name": "scale-out-blocked", "at_s": 3,
+                       "experiment": "experiments/scale-out-blocked.json"}]
+    line = _bad(tmp_path, run_tmp, write_plan(tmp_path, plan))
+    assert "configuration.asg_name" in line and "target.resources.autoscaling_group" in line
+
+
+def test_aws_target_without_credentials_exits_2(tmp_path):
+    plan = base_plan()
+    plan["target"].update(kind="aws", storefront_url="http://127.0.0.1:9",
+                          resources={"autoscaling_group": "peakready-web"})
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(AWS_CONFIG_FILE=str(tmp_path / "none"), AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
                AWS_EC2_METADATA_DISABLED="true")
