@@ -77,7 +77,8 @@ class Daemon:
         try:
             self.stack.start(instances=0)
             log.info("data plane up after %.2f s", time.time() - self.started_at)
-            self.addons = list(addons_mod.addons(self.stack, self.timing, self.state_dir))
+            self.addons = list(addons_mod.addons(self.stack, self.timing, self.state_dir,
+                                                  instances=self.instances))
             for addon in self.addons:
                 addon.start()
                 log.info("addon %s started after %.2f s", type(addon).__name__,

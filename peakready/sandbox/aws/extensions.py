@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.autoscaling.exceptions import ValidationError as AutoScalingValidationError
@@ -29,7 +30,7 @@ from moto.elbv2.responses import ELBV2Response
 from moto.rds.models import DBCluster
 from moto.rds.responses import RDSResponse
 
-from peakready.sandbox.aws import queries
+from peakready.sandbox.aws import processes, queries
 
 LOCK = threading.RLock()
 _state: dict[str, Any] = {"plane": None, "installed": False}
@@ -114,6 +115,9 @@ def install() -> None:
     replace_instances = FakeAutoScalingGroup.replace_autoscaling_group_instances
 
     def balanced(self, count_needed, propagated_tags):
+        if _plane() is not None and not processes.may_launch(
+                processes.names_of(self.suspended_processes)):
+            return None  # Launch suspended: the group stays below desired until resumed
         subnets = (self.vpc_zone_identifier or "").split(",")
         if _plane() is None or len(subnets) < 2:
             return replace_instances(self, count_needed, propagated_tags)
@@ -133,11 +137,42 @@ def install() -> None:
     set_desired = FakeAutoScalingGroup.set_desired_capacity
 
     def set_desired_capacity_balanced(self, new_capacity):
-        if _plane() is not None:
-            self.instance_states = termination_order(self.instance_states)
-        return set_desired(self, new_capacity)
+        if _plane() is None:
+            return set_desired(self, new_capacity)
+        self.instance_states = termination_order(self.instance_states)
+        if processes.may_scale_in(processes.names_of(self.suspended_processes)):
+            return set_desired(self, new_capacity)
+        # Terminate suspended: no InService instance is removed (Pending ones may be, as
+        # on AWS); moto's scale-in skips instances protected from scale-in
+        shielded = [(s, s.protected_from_scale_in) for s in self.instance_states
+                    if s.lifecycle_state == "InService"]
+        try:
+            for state, _ in shielded:
+                state.protected_from_scale_in = True
+            return set_desired(self, new_capacity)
+        finally:
+            for state, protected in shielded:
+                state.protected_from_scale_in = protected
 
     _patch(FakeAutoScalingGroup, "set_desired_capacity", set_desired_capacity_balanced)
+
+    # SuspendedProcesses carry AWS's SuspensionReason (moto: empty)
+    def get_suspended(self):
+        reasons = self.__dict__.get("_peakready_suspended_at", {})
+        return [{"ProcessName": name, "SuspensionReason": reasons.get(name, "")}
+                for name in self._suspended_processes]
+
+    def set_suspended(self, names):
+        reasons = self.__dict__.setdefault("_peakready_suspended_at", {})
+        if _plane() is not None:
+            now = datetime.now(UTC)
+            for name in names:
+                reasons.setdefault(name, processes.suspension_reason(now))
+        for name in [n for n in reasons if n not in names]:
+            del reasons[name]
+        self._suspended_processes = list(names)
+
+    _patch(FakeAutoScalingGroup, "suspended_processes", property(get_suspended, set_suspended))
 
     # ---- Auto Scaling / EC2 ------------------------------------------------------
     @_routed(AutoScalingResponse, "describe_scaling_activities")
@@ -185,7 +220,8 @@ def install() -> None:
         plane.web.after_api_change()
         return result
 
-    for action in ("update_auto_scaling_group", "execute_policy"):
+    for action in ("update_auto_scaling_group", "execute_policy", "suspend_processes",
+                   "resume_processes", "set_instance_health"):
         _route_then_reconcile(AutoScalingResponse, action)
     _route_then_reconcile(InstanceResponse, "stop_instances")
 

@@ -24,7 +24,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 
-from peakready.sandbox.aws import alarms, bootstrap, extensions, names, publish, scaling
+from peakready.sandbox.aws import alarms, bootstrap, extensions, names, processes, publish, scaling
 from peakready.sandbox.aws.alarms import AlarmHistory
 from peakready.sandbox.aws.datatier import DataTier
 from peakready.sandbox.aws.metricstore import MetricStore
@@ -313,6 +313,9 @@ class ControlPlane:
             high, low = cw.alarms.get(self._alarm_high), cw.alarms.get(self._alarm_low)
             group = self.web.group()
             desired, lo, hi = group.desired_capacity, group.min_size, group.max_size
+            suspended = processes.names_of(group.suspended_processes)
+        if not processes.may_execute_policies(suspended):
+            return None  # AlarmNotification suspended: the alarms change state, nothing acts
         direction = "out" if high and high.state_value == "ALARM" else (
             "in" if low and low.state_value == "ALARM" else None)
         if direction is None:

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from moto.autoscaling.models import autoscaling_backends
 from moto.elbv2.models import elbv2_backends
 
-from peakready.sandbox.aws import names
+from peakready.sandbox.aws import names, processes
 from peakready.sandbox.aws.extensions import LOCK
 from peakready.sandbox.aws.scaling import ActivityLog, iso, launch_cause
 
@@ -33,6 +33,7 @@ class _Tracked:
     launched: float
     in_service_at: float | None = None
     unhealthy_since: float | None = None
+    unhealthy_cause: str = ""  # why the group marked it Unhealthy (kept until replaced)
 
 
 @dataclass
@@ -107,11 +108,16 @@ class WebTier:
         health = self.stack.target_health()  # an HTTP call: outside the lock
         with LOCK:
             g = self.group()
+            suspended = processes.names_of(g.suspended_processes)
+            _converge(g, suspended)
             states = {s.instance.id: s for s in g.instance_states}
             new = [i for i in states if i not in self.tracked]
             gone = [i for i in self.tracked if i not in states]
             before = len(self.tracked) - len(gone)
             trigger, self.trigger = self.trigger, ""
+            if trigger and not new and not gone and len(g.active_instances()) != \
+                    g.desired_capacity:
+                self.trigger = trigger  # a suspended process holds it: the cause waits
             for instance_id in gone:
                 if _ec2_state(instance_id) in ("running", "pending"):
                     self._detach(instance_id)  # DetachInstances: the VM lives on, alone
@@ -127,44 +133,51 @@ class WebTier:
                     f"Launching a new EC2 instance: {instance_id}", cause)
                 self.tracked[instance_id] = _Tracked(activity=activity, launched=now)
             for instance_id, state in states.items():
-                replaced |= self._follow_health(instance_id, state, health.get(instance_id), now)
+                replaced |= self._follow_health(instance_id, state, health.get(instance_id),
+                                                now, suspended)
         return replaced
 
-    def _follow_health(self, instance_id: str, state, target: str | None, now: float) -> bool:
-        """Follow the target's health; True when the instance was taken out."""
+    def _follow_health(self, instance_id: str, state, target: str | None, now: float,
+                       suspended: frozenset[str] = frozenset()) -> bool:
+        """HealthCheck marks, ReplaceUnhealthy replaces; True when the instance was
+        taken out."""
         tracked = self.tracked[instance_id]
-        if state.instance.state in ("stopping", "stopped"):
-            # a stopped VM fails the EC2 status check: the group replaces it at once
-            self.terminations[instance_id] = {
-                "cause": f"At {iso(datetime.now(UTC))} an instance was taken out of service "
-                         f"in response to an EC2 health check indicating it has been "
-                         f"terminated or stopped.", "graceful": False}
-            state.health_status = "Unhealthy"
-            backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
-            log.info("replacing stopped instance %s", instance_id)
-            backend.terminate_instance(instance_id, should_decrement=False)
-            return True
         if state.lifecycle_state == "Pending" and target == "healthy":
             state.lifecycle_state = "InService"
             tracked.in_service_at = now
             self.activities.finish(tracked.activity)
-            return False
         if target == "unhealthy" and state.lifecycle_state == "InService":
             tracked.unhealthy_since = tracked.unhealthy_since or now
         else:
             tracked.unhealthy_since = None
-        if (tracked.unhealthy_since is not None and state.health_status == "Healthy"
+        if state.health_status == "Healthy" and processes.may_mark_unhealthy(suspended):
+            cause = self._health_check(state, tracked, now)
+            if cause:
+                log.info("instance %s is unhealthy", instance_id)
+                state.health_status = "Unhealthy"
+                tracked.unhealthy_cause = cause
+        if state.health_status != "Unhealthy" or not processes.may_replace_unhealthy(suspended):
+            return False
+        log.info("replacing unhealthy instance %s", instance_id)
+        self.terminations[instance_id] = {"cause": tracked.unhealthy_cause or (
+            f"At {iso(datetime.now(UTC))} an instance was taken out of service in response "
+            f"to a user health-check."), "graceful": False}
+        backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
+        backend.terminate_instance(instance_id, should_decrement=False)
+        return True
+
+    def _health_check(self, state, tracked: _Tracked, now: float) -> str:
+        """The cause AWS gives when its health checks fail the instance, or ""."""
+        at = iso(datetime.now(UTC))
+        if state.instance.state in ("stopping", "stopped"):
+            # a stopped VM fails the EC2 status check at once
+            return (f"At {at} an instance was taken out of service in response to an EC2 "
+                    f"health check indicating it has been terminated or stopped.")
+        if (tracked.unhealthy_since is not None
                 and now - tracked.unhealthy_since >= self.timing.replace_unhealthy_after_s):
-            state.health_status = "Unhealthy"
-            log.info("replacing unhealthy instance %s", instance_id)
-            self.terminations[instance_id] = {
-                "cause": f"At {iso(datetime.now(UTC))} an instance was taken out of service "
-                         f"in response to an ELB system health check failure.",
-                "graceful": False}
-            backend = autoscaling_backends[names.ACCOUNT_ID][names.REGION]
-            backend.terminate_instance(instance_id, should_decrement=False)
-            return True
-        return False
+            return (f"At {at} an instance was taken out of service in response to an ELB "
+                    f"system health check failure.")
+        return ""
 
     def _terminate(self, instance_id: str, trigger: str, after: int, now: float) -> None:
         log.info("terminating %s", instance_id)
@@ -251,6 +264,17 @@ class WebTier:
     def stop(self) -> None:
         for timer in self._timers:
             timer.cancel()
+
+
+def _converge(group, suspended: frozenset[str]) -> None:
+    """Launch or terminate towards desired capacity where the processes allow it: what
+    a suspended Launch or Terminate held back happens once it is resumed (the patched
+    moto methods skip whatever is still suspended)."""
+    active = len(group.active_instances())
+    desired = group.desired_capacity or 0
+    if (active < desired and processes.may_launch(suspended)) or (
+            active > desired and processes.may_scale_in(suspended)):
+        group.set_desired_capacity(desired)
 
 
 def _ec2_state(instance_id: str) -> str:
