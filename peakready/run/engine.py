@@ -214,11 +214,12 @@ def execute(opts: RunOptions) -> int:
 
 def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view: LiveView,
          plan_dir: Path, state_box: list, signals: _Signals) -> int:
+    from peakready.load import check_host, start_load
     from peakready.load import resolve as resolve_load
-    from peakready.load import start_load
 
     settings = _load_settings(spec, target.storefront_url)
     expected = float(resolve_load(settings).duration_s)
+    check_host(target.storefront_url)  # an unreachable storefront: exit 2, no run folder
     resolved = json.loads(json.dumps(spec, default=str))
     resolved.setdefault("target", {})["storefront_url"] = target.storefront_url
     run_dir = runfolder.create(opts.reports_dir, label=str(spec.get("name") or "run"))

@@ -166,6 +166,13 @@ def test_fault_on_a_resource_the_plan_does_not_name_exits_2(tmp_path, run_tmp):
     assert "configuration.asg_name" in line and "target.resources.autoscaling_group" in line
 
 
+def test_unreachable_storefront_exits_2_before_any_load(sandbox, tmp_path, run_tmp):
+    plan = _aws_plan(tmp_path, sandbox)
+    plan["target"]["storefront_url"] = "http://127.0.0.1:9"  # nothing listens there
+    line = _bad(tmp_path, run_tmp, write_plan(tmp_path, plan), env=aws_env(sandbox))
+    assert "unreachable" in line and not _launch_suspended(sandbox)
+
+
 def test_aws_target_without_credentials_exits_2(tmp_path):
     plan = base_plan()
     plan["target"].update(kind="aws", storefront_url="http://127.0.0.1:9",
