@@ -93,8 +93,9 @@ def test_launch_suspended_blocks_replacements_and_scale_out_until_resumed(
                "to 3" in c for c in causes), causes
     assert "increasing the capacity from 1 to 2" in causes[0]
     assert "increasing the capacity from 2 to 3" in causes[1]
-    new = _in_service(aws) - {victim}
-    assert all(_served_by(shop, i) for i in new - {sorted(new)[0]} | {sorted(new)[-1]})
+    launched = {a["Description"].rsplit(" ", 1)[-1] for a in launches}
+    assert launched <= set(_storefronts(sandbox_status))  # real processes behind them
+    assert all(_served_by(shop, i) for i in launched)
     _back_to_two(aws)
 
 
@@ -192,3 +193,20 @@ def test_spike_with_alarm_notification_then_launch_suspended(sandbox_status, aws
     finally:
         set_target(config["TargetValue"])
         _back_to_two(aws)
+
+
+def test_user_marked_unhealthy_instance_is_replaced(sandbox_status, aws, shop):
+    wait_for(lambda: len(_in_service(aws)) == 2, 20, what="two instances in service")
+    since = datetime.now(UTC) - timedelta(seconds=1)
+    victim = sorted(_in_service(aws))[0]
+    pid = _storefronts(sandbox_status)[victim]
+    aws("autoscaling").set_instance_health(InstanceId=victim, HealthStatus="Unhealthy")
+    wait_for(lambda: victim not in {i["InstanceId"] for i in asg_instances(aws)}, 5,
+             what="ReplaceUnhealthy to take the instance out")
+    (term,) = _activities(aws, since, f"Terminating EC2 instance: {victim}")
+    assert "in response to a user health-check" in term["Cause"]
+    wait_for(lambda: victim not in _storefronts(sandbox_status)
+             and pid not in _storefronts(sandbox_status).values(), 5, what="its process to end")
+    new = wait_for(lambda: _in_service(aws) - {victim} if len(_in_service(aws)) == 2 else None,
+                   20, what="a replacement in service")
+    assert all(_served_by(shop, i) for i in new)
