@@ -22,6 +22,7 @@ from peakready.run.view import LiveView, snapshot_from_live
 
 TICK_S = 0.5
 LIVE_STALE_S = 5.0
+CLOCK_WAIT_S = 15.0  # longest wait for the load's first live.json before faults go anyway
 
 
 @dataclass
@@ -152,8 +153,10 @@ def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
             view.say(f"ABORT: {reason}")
             return
 
-        # faults
-        for fault in sched.due(schedule, set(state.faults), elapsed):
+        # faults: offsets count from the load's time zero, known once live.json appears
+        # (a fault landing before it would fail its steady state on a missing live status)
+        clock_known = state.anchor is not None or now - state.load_started_at > CLOCK_WAIT_S
+        for fault in sched.due(schedule, set(state.faults), elapsed) if clock_known else []:
             try:
                 state.faults[fault.name] = _launch(fault, state, spec, target, plan_dir)
                 view.say(f"fault {fault.name} started at t={elapsed:.0f}s ({fault.experiment})")
