@@ -115,8 +115,7 @@ class WebTier:
             gone = [i for i in self.tracked if i not in states]
             before = len(self.tracked) - len(gone)
             trigger, self.trigger = self.trigger, ""
-            if trigger and not new and not gone and len(g.active_instances()) != \
-                    g.desired_capacity:
+            if trigger and not new and len(g.active_instances()) != g.desired_capacity:
                 self.trigger = trigger  # a suspended process holds it: the cause waits
             for instance_id in gone:
                 if _ec2_state(instance_id) in ("running", "pending"):
