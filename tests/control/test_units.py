@@ -155,3 +155,21 @@ def test_termination_order_takes_the_busiest_az_and_oldest_first():
         return NS(name=name, availability_zone=az, instance=NS(launch_time=launched))
     states = [state("a-new", "a", 3), state("b-old", "b", 1), state("a-old", "a", 2)]
     assert [s.name for s in termination_order(states)] == ["a-old", "b-old", "a-new"]
+
+
+def test_suspended_processes_block_what_aws_documents():
+    from datetime import UTC, datetime
+
+    from peakready.sandbox.aws import processes as p
+
+    moto_style = [{"ProcessName": "Terminate", "SuspensionReason": ""}]
+    assert p.names_of(moto_style) == {"Terminate"}
+    assert not p.may_scale_in(p.names_of(moto_style))
+    assert not p.may_replace_unhealthy(p.names_of(moto_style))  # it needs Terminate
+    assert p.may_launch(p.names_of(moto_style)) and p.may_mark_unhealthy(frozenset())
+    launch = p.names_of(["Launch"])
+    assert not p.may_launch(launch) and p.may_replace_unhealthy(launch)  # terminates only
+    assert not p.may_execute_policies(p.names_of(["AlarmNotification"]))
+    assert not p.may_mark_unhealthy(p.names_of(["HealthCheck"]))
+    assert p.suspension_reason(datetime(2026, 11, 26, 4, 40, tzinfo=UTC)) == \
+        "User suspended at 2026-11-26T04:40:00Z"
