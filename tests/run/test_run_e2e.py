@@ -241,7 +241,9 @@ def test_stop_condition_alarm_aborts_with_rollbacks(sandbox, tmp_path):
     fault_start = events.query("kind == 'fault_start'")["ts"].iloc[0]
     assert fault_start < abort["ts"].iloc[0] < meta["started_at"] + 60  # cut short
     assert len(list((run_dir / "samples").glob("*.parquet"))) > 0
-    assert len(pd.read_parquet(run_dir / "metrics.parquet")) > 0
+    metrics = pd.read_parquet(run_dir / "metrics.parquet")
+    assert {"RequestCount", "TargetResponseTime", "GroupInServiceInstances"} <= set(metrics["metric"])
+    assert "p95" in set(metrics.query("metric == 'TargetResponseTime'")["stat"])
     assert (run_dir / "verdict.json").exists()  # analysed up to the abort
 
 
