@@ -69,6 +69,8 @@ def test_launch_suspended_blocks_replacements_and_scale_out_until_resumed(
     (suspended,) = _group(aws)["SuspendedProcesses"]
     assert suspended["ProcessName"] == "Launch"
     assert suspended["SuspensionReason"].startswith("User suspended at 20")
+    wait_for(lambda: live_status(sandbox_status)["control_plane"]["suspended_processes"]
+             == ["Launch"], 3, what="sandbox status to show the suspension")
 
     victim = sorted(_in_service(aws))[0]
     aws("ec2").terminate_instances(InstanceIds=[victim])

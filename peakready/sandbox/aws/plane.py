@@ -132,6 +132,8 @@ class ControlPlane:
         cpu = self._tick_cpu_s[-20:]
         with extensions.LOCK:
             states = {a.name: a.state_value for a in self._cw().alarms.values()}
+            suspended = sorted(processes.names_of(self.web.group().suspended_processes)
+                               if self.web else [])
         return {
             "aws": {"endpoint_url": self.endpoint_url, "region": names.REGION,
                     "access_key_id": names.ACCESS_KEY_ID,
@@ -140,6 +142,7 @@ class ControlPlane:
             "control_plane": {
                 "alarms": states,
                 "web_tier": self.web.counts() if self.web else {},
+                "suspended_processes": suspended,
                 "target_tracking": {"metric": "ALBRequestCountPerTarget",
                                     "target_value_per_period": self.target_value,
                                     "period_s": self.timing.metric_period_s},
