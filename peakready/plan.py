@@ -18,8 +18,9 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ import yaml
 
 from peakready.errors import BadInput
 
-__all__ = ["FAULT_RESOURCE_KEYS", "PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
+__all__ = ["ACTION_ARGUMENT_KINDS", "FAULT_RESOURCE_KEYS", "PLACEHOLDER", "FaultResource",
+           "Plan", "load_plan", "parse_plan", "resolve_fault_resources"]
 
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
@@ -48,6 +50,20 @@ FAULT_RESOURCE_KEYS = {
 }
 # Read-only resources experiments probe (filled the same way, not allow-listed).
 FAULT_PROBE_KEYS = {"target_group": "target_group"}
+# Choices *inside* a fault's resource (a failover target, a node group): "" means "let the
+# action choose within the resource". Always written into the fault's configuration, so an
+# environment default (PEAKREADY_DB_FAILOVER_TARGET, ...) never picks one behind the plan.
+FAULT_SELECTOR_KEYS = {"target_instance": "", "node_group": ""}
+# Arguments of fault actions (method and rollbacks) that name the resource acted on:
+# peakready.chaos's own actions and chaostoolkit-aws's. What a fault will really touch is
+# read from these, after Chaos Toolkit's configuration substitution.
+ACTION_ARGUMENT_KINDS = {
+    "asg_name": "autoscaling_group",
+    "asg_names": "autoscaling_group",
+    "db_cluster_identifier": "db_cluster",
+    "replication_group_id": "cache_replication_group",
+    "target_db_instance_identifier": "db_instance",
+}
 
 # The live-SLO steady state defaults to the plan's recovery SLO, so "the steady state
 # held" and "recovered" mean the same numbers: experiment variable -> checks.recovery key.
@@ -71,6 +87,22 @@ DEFAULTS: dict[str, Any] = {
     "checks": {},
     "stop_conditions": {"error_rate": None, "alarms": []},
 }
+
+
+@dataclass(frozen=True)
+class FaultResource:
+    """One resource a fault's actions will act on, and where its name came from."""
+
+    index: int  # faults[index]
+    fault: str
+    kind: str
+    name: str
+    variable: str | None  # the experiment configuration variable, None for a literal
+    source: str  # "plan", "env NAME", "experiment default", "experiment"
+
+    @property
+    def from_plan(self) -> bool:
+        return self.source == "plan"
 
 
 @dataclass(frozen=True)
@@ -114,17 +146,132 @@ class Plan:
         raw["target"]["kind"] = kind
         return parse_plan(raw, self.path)
 
-    def touched_resources(self) -> list[tuple[str, str, str]]:
-        """``(fault name, resource kind, resource name)`` for every resource a fault acts on."""
-        out = []
-        for fault in self.faults:
-            config = fault["configuration"]
-            for key, kind in FAULT_RESOURCE_KEYS.items():
-                if config.get(key):
-                    out.append((fault["name"], kind, str(config[key])))
-            if config.get("target_instance"):
-                out.append((fault["name"], "db_instance", str(config["target_instance"])))
+    def fault_resources(self, environ: Mapping[str, str] | None = None) -> list[FaultResource]:
+        """Every resource the faults' actions will act on, resolved as ``chaos run`` will
+        resolve it: the plan's configuration (passed as ``--var-file``) first, else the
+        environment the experiment inherits (``environ``, default ``os.environ``), else the
+        experiment's own default; literals in an action's arguments count too."""
+        out: list[FaultResource] = []
+        env = os.environ if environ is None else environ
+        for i, fault in enumerate(self.faults):
+            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
+            doc = _read_experiment(path)
+            out.extend(resolve_fault_resources(i, fault["name"], doc, fault["configuration"],
+                                               env))
         return out
+
+    def unnamed_resources(self, environ: Mapping[str, str] | None = None) -> list[str]:
+        """One line per resource a fault would act on that the plan does not name: its
+        experiment's default (or the environment) would choose it and the allow-list would
+        never see it. Pure apart from reading the experiment files."""
+        problems, seen = [], set()
+        for r in self.fault_resources(environ):
+            if r.variable is None or r.from_plan or (r.index, r.variable) in seen:
+                continue
+            seen.add((r.index, r.variable))
+            named = f" {r.name}" if r.name else ""
+            where = f"faults[{r.index}].configuration.{r.variable}"
+            field = next((f"target.resources.{k}" for v, k in FAULT_RESOURCE_KEYS.items()
+                          if v == r.variable), None)
+            fix = f"set {field} (or {where})" if field else f"set {where}"
+            problems.append(f"{field or where}: fault {r.fault} would act on the {r.kind}"
+                            f"{named} taken from {r.source}, which the plan does not name "
+                            f"and the allow-list never checks; {fix}")
+        return problems
+
+    def touched_resources(self, environ: Mapping[str, str] | None = None
+                          ) -> list[tuple[str, str, str]]:
+        """``(fault name, resource kind, resource name)`` for every resource a fault acts on
+        (see ``fault_resources``), once each."""
+        out: list[tuple[str, str, str]] = []
+        for r in self.fault_resources(environ):
+            item = (r.fault, r.kind, r.name)
+            if r.name and item not in out:
+                out.append(item)
+        return out
+
+
+_REFERENCE = re.compile(r"\$\{([^}]+)\}")
+
+
+def _read_experiment(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise BadInput(f"{path}: cannot read the experiment: {exc}") from None
+    return doc if isinstance(doc, dict) else {}
+
+
+def _configuration_values(declared: Mapping[str, Any], given: Mapping[str, Any],
+                          environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
+    """Each configuration variable's value and its source, with Chaos Toolkit's precedence
+    (``chaoslib.configuration.load_configuration``): --var-file, else the env variable,
+    else the declared default; a plain value is used as is."""
+    out: dict[str, tuple[Any, str]] = {}
+    for key, spec in declared.items():
+        if key in given:
+            out[key] = (given[key], "plan")
+        elif isinstance(spec, dict) and spec.get("type") == "env":
+            env_key = str(spec.get("key"))
+            if env_key in environ:
+                out[key] = (environ[env_key], f"env {env_key}")
+            else:
+                out[key] = (spec.get("default"), f"the experiment's default ({env_key} unset)")
+        else:
+            out[key] = (spec, "the experiment's configuration")
+    return out
+
+
+def resolve_fault_resources(index: int, fault: str, experiment: Mapping[str, Any],
+                            configuration: Mapping[str, Any], environ: Mapping[str, str]
+                            ) -> list[FaultResource]:
+    """The resources named by the fault actions (method and rollbacks) of one parsed
+    experiment, once its configuration is substituted (pure)."""
+    declared = experiment.get("configuration") or {}
+    values = _configuration_values(declared if isinstance(declared, dict) else {},
+                                   configuration, environ)
+    activities = [a for section in ("method", "rollbacks")
+                  for a in (experiment.get(section) or []) if isinstance(a, dict)]
+    out: list[FaultResource] = []
+    for activity in activities:
+        if activity.get("type") != "action":
+            continue
+        args = (activity.get("provider") or {}).get("arguments") or {}
+        for arg, kind in ACTION_ARGUMENT_KINDS.items():
+            if arg not in args:
+                continue
+            items = args[arg] if isinstance(args[arg], list) else [args[arg]]
+            for item in items:
+                if item is None:
+                    continue
+                name, variable, source = _substitute(str(item), values)
+                r = FaultResource(index, fault, kind, name, variable, source)
+                if r not in out:
+                    out.append(r)
+    return out
+
+
+def _substitute(text: str, values: Mapping[str, tuple[Any, str]]) -> tuple[str, str | None, str]:
+    """``${var}`` references replaced as Chaos Toolkit does; the (last) variable used and
+    the weakest source (anything not from the plan wins)."""
+    variable, source = None, "experiment"
+    sources = []
+
+    def repl(match: re.Match) -> str:
+        nonlocal variable
+        key = match.group(1)
+        if key not in values:
+            return match.group(0)
+        variable = key
+        value, where = values[key]
+        sources.append(where)
+        return "" if value is None else str(value)
+
+    name = _REFERENCE.sub(repl, text)
+    if sources:
+        source = next((s for s in sources if s != "plan"), "plan")
+    return name, variable, source
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -396,6 +543,9 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         for key, kind in {**FAULT_RESOURCE_KEYS, **FAULT_PROBE_KEYS}.items():
             if key in declared and key not in config and target["resources"].get(kind):
                 config[key] = target["resources"][kind]
+        for key, choose in FAULT_SELECTOR_KEYS.items():
+            if key in declared and key not in config:
+                config[key] = choose
         for key, source in FAULT_SLO_KEYS.items():
             if key in declared and key not in config and recovery.get(source) is not None:
                 config[key] = recovery[source]

@@ -23,7 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from peakready.errors import BadInput
 from peakready.plan import Plan
 
-__all__ = ["FAULT_ACTIONS", "dry_run", "preflight", "validate_experiments", "violations"]
+__all__ = ["FAULT_ACTIONS", "dry_run", "preflight", "refuse_unnamed", "validate_experiments",
+           "violations"]
 
 # IAM actions each resource kind's faults call (checked by simulation in a dry run).
 FAULT_ACTIONS = {
@@ -172,6 +173,15 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
     return {}, {}
 
 
+def refuse_unnamed(plan: Plan) -> None:
+    """A fault whose experiment would fall back to its own default resource (or one from
+    the environment) acts on something the allow-list never saw: refused, before any
+    AWS call. The run engine checks this too (defence in depth)."""
+    problems = plan.unnamed_resources()
+    if problems:
+        raise BadInput(f"{plan.path}: {problems[0]}")
+
+
 def validate_experiments(plan: Plan) -> list[str]:
     """Every experiment of the plan through Chaos Toolkit's own validation (what ``chaos
     validate`` runs), again: the files may have changed since the plan was loaded."""
@@ -199,6 +209,7 @@ def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:
 
     Returns notes for the user; raises BadInput with the first problem.
     """
+    refuse_unnamed(plan)
     notes = validate_experiments(plan)
     touched = plan.touched_resources()
     aws = _Aws(plan, aws_env)
@@ -296,6 +307,9 @@ def dry_run(plan: Plan, aws_env: Mapping[str, str] | None = None) -> dict[str, A
         "locustfile": f"{load['locustfile']}: found",
         "faults": [f"{f['name']} at {f['at_s']:g} s: {f['experiment']}" for f in plan.faults],
     }
+    refuse_unnamed(plan)
+    report["acts_on"] = [f"{fault}: {kind} {name}" for fault, kind, name
+                         in plan.touched_resources()] or ["no resource (no faults)"]
     report["experiments"] = validate_experiments(plan)
     if plan.kind == "sandbox" and aws_env is None:
         report["account"] = ("sandbox: account, resources and allow-list are checked against "

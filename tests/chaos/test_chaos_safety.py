@@ -150,3 +150,105 @@ def test_missing_credentials_for_aws_target_exit_2(tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "no AWS credentials found" in lines[0]
+
+
+# --- a fault never acts on a resource the allow-list did not see ------------------------------
+
+def aws_raw(resources: dict | None) -> dict:
+    """The demo plan against an aws target that names only ``resources``."""
+    raw = demo_raw()
+    raw["target"].update(kind="aws", storefront_url="https://shop.example",
+                         resources=resources or {},
+                         allow={"account_ids": ["123456789012"],
+                                "resources": ["peakready-web", "peakready-db",
+                                              "peakready-sessions"]})
+    return raw
+
+
+def test_preflight_refuses_a_fault_left_to_its_experiment_default(aws):
+    """No target.resources.autoscaling_group: kill-web-instance would act on the
+    experiment's default peakready-web, which exists and is even allow-listed by name, but
+    the plan never said so: refused, naming the fault and the field, nothing touched."""
+    before = world_state(aws)
+    plan = plan_from(aws_raw({"db_cluster": "peakready-db",
+                              "cache_replication_group": "peakready-sessions"}))
+    with pytest.raises(BadInput) as exc:
+        preflight(plan, aws)
+    line = str(exc.value)
+    assert "\n" not in line
+    assert line.startswith(f"{DEMO}: target.resources.autoscaling_group: fault "
+                           "kill-web-instance would act on the autoscaling_group "
+                           "peakready-web taken from the experiment's default")
+    assert "faults[0].configuration.asg_name" in line
+    assert world_state(aws) == before
+    with pytest.raises(BadInput, match="target.resources.autoscaling_group: fault "
+                                       "kill-web-instance"):
+        dry_run(plan, aws)
+
+
+def test_an_env_default_is_named_as_the_source():
+    plan = plan_from(aws_raw({}))
+    problems = plan.unnamed_resources({"PEAKREADY_ASG": "prod-web"})
+    assert [p.split(":")[0] for p in problems] == [
+        "target.resources.autoscaling_group", "target.resources.db_cluster",
+        "target.resources.cache_replication_group"]
+    assert "autoscaling_group prod-web taken from env PEAKREADY_ASG" in problems[0]
+    assert "db_cluster peakready-db taken from the experiment's default " \
+           "(PEAKREADY_DB_CLUSTER unset)" in problems[1]
+    named = plan_from(aws_raw({"autoscaling_group": "shop-web", "db_cluster": "shop-db",
+                               "cache_replication_group": "shop-cache"}))
+    assert named.unnamed_resources({"PEAKREADY_ASG": "prod-web"}) == []
+    # the plan's value reaches chaos run through --var-file, which beats the environment
+    assert ("kill-web-instance", "autoscaling_group", "shop-web") in \
+        named.touched_resources({"PEAKREADY_ASG": "prod-web"})
+
+
+def test_selectors_inside_a_resource_never_come_from_the_environment():
+    """PEAKREADY_DB_FAILOVER_TARGET would pick a failover target behind the plan's back:
+    the resolved plan says "" (the action chooses within the allowed cluster)."""
+    plan = plan_from(demo_raw())
+    faults = {f["name"]: f["configuration"] for f in plan.faults}
+    assert faults["aurora-failover"]["target_instance"] == ""
+    assert faults["cache-node-failover"]["node_group"] == ""
+    env = {"PEAKREADY_DB_FAILOVER_TARGET": "other-db-9", "PEAKREADY_CACHE_NODE_GROUP": "0009"}
+    assert plan.unnamed_resources(env) == []
+    assert not [t for t in plan.touched_resources(env) if t[1] == "db_instance"]
+
+
+def test_a_literal_resource_in_an_experiment_is_allow_listed(aws, tmp_path):
+    """An experiment that names its group in the action itself (no variable) is still
+    seen: the allow-list decides, and it does not list peakready-web here."""
+    doc = json.loads((ROOT / "experiments" / "scale-out-blocked.json").read_text())
+    del doc["configuration"]["asg_name"]
+    text = json.dumps(doc).replace("${asg_name}", "peakready-web")
+    path = tmp_path / "hard-coded.json"
+    path.write_text(text)
+    raw = aws_raw({"autoscaling_group": "peakready-web"})
+    raw["target"]["allow"]["resources"] = ["peakready-db"]
+    raw["faults"] = [{"name": "hard-coded", "experiment": str(path), "at_s": 5}]
+    plan = plan_from(raw)
+    assert plan.unnamed_resources() == []
+    assert plan.touched_resources() == [("hard-coded", "autoscaling_group", "peakready-web")]
+    before = world_state(aws)
+    with pytest.raises(BadInput, match="fault hard-coded would act on autoscaling_group "
+                                       "peakready-web, which is not in target.allow"):
+        preflight(plan, aws)
+    assert world_state(aws) == before
+
+
+def test_cli_dry_run_refuses_an_unnamed_resource_with_exit_2(aws, tmp_path):
+    raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db"})
+    plan = tmp_path / "plans" / "aws.yaml"
+    plan.parent.mkdir()
+    plan.write_text(yaml.safe_dump(raw))
+    before = world_state(aws)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PEAKREADY_C"))}
+    env.update(aws)
+    proc = subprocess.run([sys.executable, "-m", "peakready.cli", "run", str(plan),
+                           "--dry-run"], capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert "target.resources.cache_replication_group: fault cache-node-failover" in line
+    assert "faults[2].configuration.replication_group" in line
+    assert world_state(aws) == before
