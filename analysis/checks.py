@@ -153,12 +153,13 @@ def _v_error_budget(errors: list[str], where: str, value: Any) -> None:
 
 def _v_time_to_detect(errors: list[str], where: str, value: Any) -> None:
     if _mapping(errors, where, value):
-        _known(errors, where, value, {"max_s", "alarms"})
+        _known(errors, where, value, {"max_s", "alarms", "faults"})
         _field(errors, where, value, "max_s", lo=0, lo_open=True)
-        alarms = value.get("alarms")
-        if alarms is not None and not (isinstance(alarms, list)
-                                       and all(isinstance(a, str) for a in alarms)):
-            errors.append(f"{where}.alarms: must be a list of alarm names")
+        for key, what in (("alarms", "alarm"), ("faults", "fault")):
+            names = value.get(key)
+            if names is not None and not (isinstance(names, list) and names
+                                          and all(isinstance(a, str) for a in names)):
+                errors.append(f"{where}.{key}: must be a non-empty list of {what} names")
 
 
 def _v_integrity(errors: list[str], where: str, value: Any) -> None:
@@ -532,8 +533,15 @@ def _alarm_events(ctx: Context, names: list[str] | None) -> pd.DataFrame:
 def time_to_detect(ctx: Context, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     max_s = float(cfg["max_s"])
     names = cfg.get("alarms")
-    if ctx.faults.empty:
-        return [result("time to detect", "time_to_detect", SKIPPED, "no fault in this run",
+    judged = ctx.faults
+    if cfg.get("faults"):
+        # only faults that should page are judged: an instance loss the ASG absorbs
+        # without user impact is not expected to raise an alarm
+        judged = judged.loc[judged["name"].isin(cfg["faults"])]
+    if judged.empty:
+        reason = ("none of the faults named in time_to_detect.faults ran"
+                  if cfg.get("faults") else "no fault in this run")
+        return [result("time to detect", "time_to_detect", SKIPPED, reason,
                        threshold=max_s, unit="s")]
     all_alarms = _alarm_events(ctx, None)
     planned = (ctx.run.plan.get("target") or {}).get("alarms")
@@ -544,7 +552,7 @@ def time_to_detect(ctx: Context, cfg: dict[str, Any]) -> list[dict[str, Any]]:
     alarms = _alarm_events(ctx, names)
     to_alarm = alarms.loc[alarms["to"] == "ALARM"]
     out = []
-    for fault in ctx.faults.itertuples():
+    for fault in judged.itertuples():
         start = ctx.run.t0 + fault.start_s
         window = {"name": f"fault:{fault.name}", "start_s": fault.start_s, "end_s": fault.end_s}
         after = to_alarm.loc[to_alarm["ts"] >= start]

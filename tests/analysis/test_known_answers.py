@@ -97,6 +97,18 @@ def test_time_to_detect(make_run):
     assert res["time to detect b"]["verdict"] == "fail"
 
 
+def test_time_to_detect_judges_only_the_named_faults(make_run):
+    run = make_run(faults=[Fault("a", "db", 80, 82, detect_s=3.0),
+                           Fault("b", "cache", 150, 151, outage=False, detect_s=None)])
+    res = by_name(evaluate(run, {"time_to_detect": {"max_s": 5, "faults": ["a"]}}))
+    assert set(res) == {"time to detect a"}
+    assert res["time to detect a"]["verdict"] == "pass"
+    assert res["time to detect a"]["measured"] == pytest.approx(3.0)
+    none = evaluate(run, {"time_to_detect": {"max_s": 5, "faults": ["not-in-this-run"]}})
+    assert none[0]["verdict"] == "skipped" and "faults named" in none[0]["reason"]
+    assert checks.validate({"time_to_detect": {"max_s": 5, "faults": "a"}})
+
+
 def test_time_to_detect_skipped_without_alarm_history(make_run, tmp_path):
     run = load_run(make_run(faults=[Fault("a", "db", 80, 82, detect_s=None)]))
     run.plan["target"]["alarms"] = []
