@@ -26,7 +26,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 bench: venv
-	$(BIN)/python -m benchmarks
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) .peakready .pytest_cache
