@@ -174,3 +174,27 @@ def test_failover_without_a_target_promotes_the_reader(sandbox_status, aws):
         rds.failover_db_cluster(DBClusterIdentifier=names.DB_CLUSTER)
     wait_for(lambda: rds.describe_db_clusters(DBClusterIdentifier=names.DB_CLUSTER)[
         "DBClusters"][0]["Status"] == "available", 60, what="the cluster to settle")
+
+
+def _tg_health(aws) -> dict[str, str]:
+    elbv2 = aws("elbv2")
+    arn = elbv2.describe_target_groups(Names=[names.TARGET_GROUP])["TargetGroups"][0][
+        "TargetGroupArn"]
+    return {t["Target"]["Id"]: t["TargetHealth"]["State"]
+            for t in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]}
+
+
+def test_ec2_terminate_of_every_member_registers_the_replacements(sandbox_status, aws, shop):
+    """Plain EC2 TerminateInstances on all members: the replacements are the target
+    group's targets (and only they), and the storefront answers again."""
+    victims = sorted(wait_for(lambda: _in_service(aws) if len(_in_service(aws)) == 2 else None,
+                              20, what="two instances in service"))
+    aws("ec2").terminate_instances(InstanceIds=victims)
+    fresh = wait_for(lambda: (_in_service(aws) - set(victims))
+                     if len(_in_service(aws) - set(victims)) == 2 else None,
+                     30, what="two replacements in service")
+    wait_for(lambda: {i: s for i, s in _tg_health(aws).items() if s != "draining"}
+             == dict.fromkeys(fresh, "healthy"), 10,
+             what="the target group to hold exactly the healthy replacements")
+    wait_for(lambda: shop.request("GET", "/api/products?page=1")[0] == 200, 10,
+             what="the storefront to answer 200 again")

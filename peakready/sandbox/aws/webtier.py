@@ -127,6 +127,7 @@ class WebTier:
                 log.info("launching %s", instance_id)
                 self.stack.launch_instance(instance_id)
                 self.stack.register_target(instance_id)
+                self._register_in_moto(instance_id)
                 cause = launch_cause(datetime.now(UTC), before + n, before + n + 1, trigger)
                 activity = self.activities.start(
                     f"Launching a new EC2 instance: {instance_id}", cause)
@@ -212,11 +213,21 @@ class WebTier:
         self._deregister_in_moto(instance_id)
         self.activities.finish(activity)
 
+    def _target_group(self):
+        return elbv2_backends[names.ACCOUNT_ID][names.REGION].target_groups.get(
+            self.target_group_arn)
+
+    def _register_in_moto(self, instance_id: str) -> None:
+        """The group puts every instance it launches into its target groups (moto does
+        only on some paths: not for the replacement of an EC2-terminated member)."""
+        group = self._target_group()
+        if group is not None and instance_id not in group.targets:
+            group.register([{"Id": instance_id, "Port": names.WEB_PORT}])
+
     def _deregister_in_moto(self, instance_id: str) -> None:
         """The group takes a terminated instance out of its target groups (moto does
         not when it scales in)."""
-        group = elbv2_backends[names.ACCOUNT_ID][names.REGION].target_groups.get(
-            self.target_group_arn)
+        group = self._target_group()
         if group is not None and instance_id in group.targets:
             group.deregister([{"Id": instance_id}])
 
