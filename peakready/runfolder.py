@@ -88,6 +88,15 @@ def update_run_json(run_dir: Path | str, **fields: Any) -> dict[str, Any]:
     return data
 
 
+def read_json(path: Path | str) -> Any | None:
+    """A JSON file written by ``write_json_atomic`` (e.g. ``live.json``), or None when it is
+    missing or unreadable: callers decide whether no data is a failure."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=str))

@@ -7,11 +7,12 @@ stale file, or a window without requests, fails the probe.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
+
+from peakready import runfolder
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -53,10 +54,7 @@ def judge(
 
 def read_status(path: str | Path) -> dict[str, Any] | None:
     """The live status, or None when it is missing or half-written."""
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
+    return runfolder.read_json(path)
 
 
 def slo(

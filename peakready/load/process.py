@@ -111,11 +111,7 @@ class LoadHandle:
 
 
 def read_live(run_dir: Path | str) -> dict:
-    path = Path(run_dir) / runfolder.LIVE_STATUS
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
+    return runfolder.read_json(Path(run_dir) / runfolder.LIVE_STATUS) or {}
 
 
 def free_port() -> int:

@@ -7,7 +7,6 @@ nothing but the state and the view.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,13 +53,6 @@ class RunState:
 
     def elapsed(self, now: float) -> float:
         return now - (self.anchor if self.anchor is not None else self.load_started_at)
-
-
-def _read_live(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _experiment_env(spec: dict[str, Any], target: Target, run_dir: Path) -> dict[str, str]:
@@ -130,7 +122,7 @@ def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
             state.status, state.stop_reason = "interrupted", "interrupted (Ctrl-C)"
             state.stopped_at = now
             return
-        live = _read_live(live_path)
+        live = runfolder.read_json(live_path)
         fresh = live is not None and now - float(live.get("ts") or 0) <= LIVE_STALE_S
         if fresh and state.anchor is None and live.get("elapsed_s") is not None:
             state.anchor = float(live["ts"]) - float(live["elapsed_s"])
