@@ -341,6 +341,8 @@ def _sandbox_period() -> float:
 
 
 def handle(args: argparse.Namespace) -> int:
+    if args.after_s is not None and not args.after_s >= 0:
+        raise BadInput(f"--after-s: must be a number >= 0, got {args.after_s:g}")
     summary = recollect(args.run_dir, args.after_s, args.sandbox_state)
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
