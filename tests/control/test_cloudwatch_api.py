@@ -4,11 +4,14 @@ pNN statistics, alarm evaluation with history, INSUFFICIENT_DATA at creation."""
 from __future__ import annotations
 
 import json
+import random
+import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
+from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
 from peakready.sandbox import timing
@@ -136,3 +139,141 @@ def test_without_a_plane_moto_behaves_as_shipped():
     finally:
         _reset(url)
         server.stop()
+
+
+def _history(cw, **kwargs) -> list[dict]:
+    """Every page of DescribeAlarmHistory, through boto3's own paginator."""
+    pages = cw.get_paginator("describe_alarm_history").paginate(**kwargs)
+    return [item for page in pages for item in page["AlarmHistoryItems"]]
+
+
+def test_set_alarm_state_is_in_history_and_holds_until_the_next_evaluation(cloudwatch):
+    plane, cw = cloudwatch
+    url = cw.meta.endpoint_url
+    topic = bootstrap.client("sns", url).create_topic(Name="drills")["TopicArn"]
+    cw.put_metric_alarm(AlarmName="orders", Namespace="Shop", MetricName="Failed",
+                        Statistic="Sum", Period=5, EvaluationPeriods=1, Threshold=3,
+                        ComparisonOperator="GreaterThanThreshold", AlarmActions=[topic])
+    now = (int(time.time()) // 5) * 5
+    cw.put_metric_data(Namespace="Shop", MetricData=[
+        {"MetricName": "Failed", "Value": 0, "Timestamp": datetime.fromtimestamp(now - 4, UTC)}])
+    assert plane.evaluate_alarms(now) == [("orders", "INSUFFICIENT_DATA", "OK")]
+
+    cw.set_alarm_state(AlarmName="orders", StateValue="ALARM", StateReason="game day drill",
+                       StateReasonData='{"drill": 7}')
+    newest = _history(cw, AlarmName="orders", HistoryItemType="StateUpdate")[0]
+    assert newest["HistorySummary"] == "Alarm updated from OK to ALARM"
+    data = json.loads(newest["HistoryData"])
+    assert data["oldState"]["stateValue"] == "OK"
+    assert data["newState"] == {"stateValue": "ALARM", "stateReason": "game day drill",
+                                "stateReasonData": {"drill": 7}}
+    actions = _history(cw, AlarmName="orders", HistoryItemType="Action")
+    assert [a["HistorySummary"] for a in actions] == [f"Successfully executed action {topic}"]
+    assert cw.describe_alarms(AlarmNames=["orders"])["MetricAlarms"][0]["StateValue"] == "ALARM"
+    # the same state again is no transition: nothing recorded, no action
+    cw.set_alarm_state(AlarmName="orders", StateValue="ALARM", StateReason="again")
+    assert len(_history(cw, AlarmName="orders")) == 3
+
+    # the next evaluation finds the datapoint (0, not above 3): back to OK, as on AWS
+    assert plane.evaluate_alarms(now) == [("orders", "ALARM", "OK")]
+    back = json.loads(_history(cw, AlarmName="orders", HistoryItemType="StateUpdate")[0][
+        "HistoryData"])
+    assert back["newState"]["stateReason"].startswith("Threshold Crossed: 0 out of the last 1")
+
+
+def test_describe_alarm_history_pages_and_rejects_bad_input(cloudwatch):
+    plane, cw = cloudwatch
+    cw.put_metric_alarm(AlarmName="quiet", Namespace="Shop", MetricName="Failed",
+                        Statistic="Sum", Period=5, EvaluationPeriods=1, Threshold=3,
+                        ComparisonOperator="GreaterThanThreshold")
+    assert cw.describe_alarm_history(AlarmName="quiet")["AlarmHistoryItems"] == []
+    for n in range(7):
+        cw.set_alarm_state(AlarmName="quiet", StateValue=("ALARM", "OK")[n % 2],
+                           StateReason=f"step {n}")
+    first = cw.describe_alarm_history(AlarmName="quiet", MaxRecords=3)
+    assert len(first["AlarmHistoryItems"]) == 3 and first["NextToken"]
+    reasons = [json.loads(i["HistoryData"])["newState"]["stateReason"]
+               for i in _history(cw, AlarmName="quiet", PaginationConfig={"PageSize": 3})]
+    assert reasons == [f"step {n}" for n in reversed(range(7))]
+    oldest = _history(cw, AlarmName="quiet", ScanBy="TimestampAscending",
+                      PaginationConfig={"PageSize": 2})
+    assert [i["HistorySummary"] for i in oldest][:2] == [
+        "Alarm updated from INSUFFICIENT_DATA to ALARM", "Alarm updated from ALARM to OK"]
+    window = _history(cw, StartDate=datetime.now(UTC) - timedelta(minutes=5),
+                      EndDate=datetime.now(UTC) + timedelta(minutes=5))
+    assert len(window) == 7
+    assert _history(cw, EndDate=datetime.now(UTC) - timedelta(minutes=5)) == []
+    for bad in ({"MaxRecords": 101}, {"HistoryItemType": "Everything"},
+                {"NextToken": "not-a-token"}):
+        with pytest.raises(ClientError) as caught:
+            cw.describe_alarm_history(**bad)
+        assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400, bad
+
+
+def test_describe_alarm_history_under_concurrent_transitions(cloudwatch):
+    """Alarms change state from two threads (the evaluator and SetAlarmState calls)
+    while DescribeAlarmHistory is paged in a loop: every call answers, every page set
+    is complete, and each alarm's history is one unbroken chain of transitions."""
+    plane, cw = cloudwatch
+    url = cw.meta.endpoint_url
+    treatments = ("missing", "notBreaching", "breaching", "ignore")
+    for n, treat in enumerate(treatments):
+        cw.put_metric_alarm(AlarmName=f"a{n}", Namespace="Stress", MetricName="m",
+                            Statistic="Sum", Period=1, EvaluationPeriods=1, Threshold=1,
+                            ComparisonOperator="GreaterThanThreshold", TreatMissingData=treat)
+    stop = threading.Event()
+    failures: list[str] = []
+
+    def churn(seed: int) -> None:
+        rng = random.Random(seed)
+        client = bootstrap.client("cloudwatch", url)
+        t = int(time.time()) - 50_000 + 20_000 * seed
+        try:
+            while not stop.is_set():
+                t += 1
+                if rng.random() < 0.7:
+                    client.put_metric_data(Namespace="Stress", MetricData=[{
+                        "MetricName": "m", "Value": rng.choice([0, 5]),
+                        "Timestamp": datetime.fromtimestamp(t - 1, UTC)}])
+                plane.evaluate_alarms(t)
+                if rng.random() < 0.3:
+                    client.set_alarm_state(AlarmName=f"a{rng.randrange(4)}",
+                                           StateValue=rng.choice(["OK", "ALARM"]),
+                                           StateReason="stress")
+        except Exception as exc:  # noqa: BLE001 - reported by the test
+            failures.append(repr(exc))
+
+    threads = [threading.Thread(target=churn, args=(s,)) for s in (1, 2)]
+    for thread in threads:
+        thread.start()
+    calls = 0
+    deadline = time.monotonic() + 4
+    try:
+        while time.monotonic() < deadline:
+            name = f"a{calls % 4}"
+            items = _history(cw, AlarmName=name, HistoryItemType="StateUpdate",
+                             ScanBy="TimestampAscending", PaginationConfig={"PageSize": 7})
+            _assert_chain(items, name)
+            cw.describe_alarm_history(MaxRecords=5, StartDate=datetime(2020, 1, 1),
+                                      EndDate=datetime.now(UTC))
+            calls += 1
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=10)
+    assert not failures, failures
+    assert calls > 5
+    for n in range(4):
+        items = _history(cw, AlarmName=f"a{n}", HistoryItemType="StateUpdate")
+        assert len(items) > 3
+        _assert_chain(list(reversed(items)), f"a{n}")
+        last = json.loads(items[0]["HistoryData"])["newState"]["stateValue"]
+        state = cw.describe_alarms(AlarmNames=[f"a{n}"])["MetricAlarms"][0]["StateValue"]
+        assert last == state, (f"a{n}", last, state)
+
+
+def _assert_chain(items: list[dict], name: str) -> None:
+    """Oldest first: each transition starts where the previous one ended."""
+    states = [json.loads(i["HistoryData"]) for i in items]
+    for before, after in zip(states, states[1:], strict=False):
+        assert after["oldState"]["stateValue"] == before["newState"]["stateValue"], name

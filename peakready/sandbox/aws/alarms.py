@@ -113,49 +113,106 @@ def decide(spec: AlarmSpec, points: Sequence[tuple[float, float | None]],
     return state, reason, data
 
 
+HISTORY_ITEM_TYPES = ("ConfigurationUpdate", "StateUpdate", "Action",
+                      "AlarmContributorStateUpdate", "AlarmContributorAction")
+MAX_RECORDS = 100  # DescribeAlarmHistory's MaxRecords: 1..100
+
+
 @dataclass
 class AlarmHistory:
-    """State transitions in AWS's DescribeAlarmHistory shape."""
+    """State transitions in AWS's DescribeAlarmHistory shape.
 
-    _items: list[dict] = field(default_factory=list)
+    Items are immutable once recorded and carry a sequence number, so a page is a
+    snapshot that the evaluator thread cannot change under the serializer, and a
+    NextToken ("the last item I gave you") stays valid while new items arrive.
+    """
+
+    _items: list[tuple[int, dict]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def record(self, name: str, old: str, new: str, reason: str, data: dict,
+    def _add(self, item: dict) -> dict:
+        with self._lock:
+            self._items.append((len(self._items), item))
+        return dict(item)
+
+    def record(self, name: str, old: str, new: str, reason: str, data: dict | None,
                when: datetime | None = None) -> dict:
-        when = when or datetime.now(UTC)
-        item = {
-            "AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": when,
+        new_state = {"stateValue": new, "stateReason": reason}
+        if data is not None:
+            new_state["stateReasonData"] = data
+        return self._add({
+            "AlarmName": name, "AlarmType": "MetricAlarm",
+            "Timestamp": _aware(when or datetime.now(UTC)),
             "HistoryItemType": "StateUpdate",
             "HistorySummary": f"Alarm updated from {old} to {new}",
-            "HistoryData": json.dumps({
-                "version": "1.0",
-                "oldState": {"stateValue": old},
-                "newState": {"stateValue": new, "stateReason": reason,
-                             "stateReasonData": data}}),
-        }
-        with self._lock:
-            self._items.append(item)
-        return item
+            "HistoryData": json.dumps({"version": "1.0", "oldState": {"stateValue": old},
+                                       "newState": new_state}),
+        })
 
     def record_action(self, name: str, summary: str) -> dict:
-        item = {"AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": datetime.now(UTC),
-                "HistoryItemType": "Action", "HistorySummary": summary,
-                "HistoryData": json.dumps({"actionState": "Succeeded" if summary.startswith(
-                    "Successfully") else "Failed"})}
-        with self._lock:
-            self._items.append(item)
-        return item
+        return self._add({
+            "AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": datetime.now(UTC),
+            "HistoryItemType": "Action", "HistorySummary": summary,
+            "HistoryData": json.dumps({"actionState": "Succeeded" if summary.startswith(
+                "Successfully") else "Failed"})})
 
     def query(self, name: str | None = None, item_type: str | None = None,
               start: datetime | None = None, end: datetime | None = None,
               oldest_first: bool = False, limit: int | None = None) -> list[dict]:
+        """Every matching item (no paging), newest first unless ``oldest_first``."""
+        items, _ = self.page(name, item_type, start, end, oldest_first, limit or None,
+                             page_size=None)
+        return items
+
+    def page(self, name: str | None = None, item_type: str | None = None,
+             start: datetime | float | str | None = None,
+             end: datetime | float | str | None = None, oldest_first: bool = False,
+             limit: int | None = None, token: str | None = None,
+             page_size: int | None = MAX_RECORDS) -> tuple[list[dict], str | None]:
+        """One DescribeAlarmHistory page and its NextToken (None on the last page).
+
+        ``limit`` is MaxRecords (1..100); raises ValueError for what AWS rejects."""
+        if item_type and item_type not in HISTORY_ITEM_TYPES:
+            raise ValueError(f"Value '{item_type}' at 'historyItemType' failed to satisfy "
+                             f"constraint: Member must satisfy enum value set: "
+                             f"[{', '.join(HISTORY_ITEM_TYPES)}]")
+        if limit is not None and page_size is not None and not 1 <= limit <= MAX_RECORDS:
+            raise ValueError(f"Value '{limit}' at 'maxRecords' failed to satisfy constraint: "
+                             f"Member must have value between 1 and {MAX_RECORDS}")
+        after = _token_seq(token) if token else None
+        t0 = _epoch_or_fail(start, "StartDate") if start is not None else float("-inf")
+        t1 = _epoch_or_fail(end, "EndDate") if end is not None else float("inf")
         with self._lock:
             items = list(self._items)
-        t0 = epoch(start) if start is not None else float("-inf")
-        t1 = epoch(end) if end is not None else float("inf")
-        items = [i for i in items
-                 if (not name or i["AlarmName"] == name)
-                 and (not item_type or i["HistoryItemType"] == item_type)
-                 and t0 <= i["Timestamp"].timestamp() <= t1]
-        items.sort(key=lambda i: i["Timestamp"], reverse=not oldest_first)
-        return items[:limit] if limit else items
+        rows = [(seq, i) for seq, i in items
+                if (not name or i["AlarmName"] == name)
+                and (not item_type or i["HistoryItemType"] == item_type)
+                and t0 <= i["Timestamp"].timestamp() <= t1]
+        rows.sort(key=lambda r: (r[1]["Timestamp"], r[0]), reverse=not oldest_first)
+        if after is not None:
+            position = next((n for n, (seq, _) in enumerate(rows) if seq == after), None)
+            if position is None:
+                raise ValueError("Invalid NextToken")
+            rows = rows[position + 1:]
+        size = limit or page_size
+        shown = rows[:size] if size else rows
+        more = size is not None and len(rows) > size
+        return [dict(i) for _, i in shown], (f"h{shown[-1][0]}" if more else None)
+
+
+def _token_seq(token: str) -> int:
+    if not (token.startswith("h") and token[1:].isdigit()):
+        raise ValueError("Invalid NextToken")
+    return int(token[1:])
+
+
+def _epoch_or_fail(value: datetime | float | str, what: str) -> float:
+    try:
+        return epoch(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"{what} is not a valid timestamp: {value!r}") from exc
+
+
+def _aware(when: datetime) -> datetime:
+    """A naive datetime is UTC (moto's convention); items compare and sort as aware."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)

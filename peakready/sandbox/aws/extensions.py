@@ -283,12 +283,33 @@ def install() -> None:
 
     @_routed(CloudWatchResponse, "describe_alarm_history")
     def describe_alarm_history(self, plane):
-        items = plane.history.query(
-            name=self._get_param("AlarmName"), item_type=self._get_param("HistoryItemType"),
-            start=self._get_param("StartDate"), end=self._get_param("EndDate"),
-            oldest_first=self._get_param("ScanBy") == "TimestampAscending",
-            limit=self._get_int_param("MaxRecords"))
-        return ActionResult({"AlarmHistoryItems": items})
+        try:
+            items, token = plane.history.page(
+                name=self._get_param("AlarmName"),
+                item_type=self._get_param("HistoryItemType"),
+                start=self._get_param("StartDate"), end=self._get_param("EndDate"),
+                oldest_first=self._get_param("ScanBy") == "TimestampAscending",
+                limit=self._get_int_param("MaxRecords"), token=self._get_param("NextToken"))
+        except ValueError as exc:
+            if "NextToken" in str(exc):
+                raise InvalidNextToken(str(exc)) from exc
+            raise ValidationError(str(exc)) from exc
+        result = {"AlarmHistoryItems": items}
+        if token:
+            result["NextToken"] = token
+        return ActionResult(result)
+
+    original_set_state = CloudWatchResponse.set_alarm_state
+
+    @_routed(CloudWatchResponse, "set_alarm_state")
+    def set_alarm_state(self, plane):
+        alarm = self.cloudwatch_backend.alarms.get(self._get_param("AlarmName"))
+        old = alarm.state_value if alarm is not None else None
+        result = original_set_state(self)  # moto validates (name, state, JSON reason data)
+        plane.alarm_state_set(self._get_param("AlarmName"), old,
+                              self._get_param("StateReason") or "",
+                              self._get_param("StateReasonData"))
+        return result
 
     original_put_alarm = CloudWatchResponse.put_metric_alarm
 
@@ -357,6 +378,12 @@ def install() -> None:
             return original_cache_clusters(self)
         others = list(original_cache_clusters(self).result["CacheClusters"])
         return ActionResult({"CacheClusters": members + others})
+
+
+class InvalidNextToken(InvalidParameterValue):
+    """AWS answers an unknown NextToken with InvalidNextToken (HTTP 400)."""
+
+    code = "InvalidNextToken"
 
 
 def termination_order(states: list) -> list:

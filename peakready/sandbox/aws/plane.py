@@ -243,25 +243,37 @@ class ControlPlane:
     def evaluate_alarms(self, now: float) -> list[tuple[str, str, str]]:
         """Decide every metric alarm on its datapoints; record the transitions."""
         with extensions.LOCK:
-            specs = [(a, alarms.spec_from_moto(a)) for a in self._cw().alarms.values()
-                     if a.rule is None]
+            specs = [(a, alarms.spec_from_moto(a), a.state_value)
+                     for a in self._cw().alarms.values() if a.rule is None]
         changes = []
-        for alarm, spec in specs:
+        for alarm, spec, seen in specs:
             try:
                 state, reason, data = alarms.decide(spec, alarms.window(spec, self.store, now),
-                                                    alarm.state_value)
+                                                    seen)
             except (ValueError, KeyError, StopIteration) as exc:
                 log.warning("alarm %s not evaluated: %s", spec.name, exc)
                 continue
-            if state == alarm.state_value:
-                continue
-            old = alarm.state_value
             with extensions.LOCK:
+                if alarm.state_value != seen or state == seen:
+                    # unchanged, or set_alarm_state came in meanwhile: that state holds
+                    # until the next evaluation
+                    continue
                 alarm.update_state(reason, json.dumps(data), state)
-            self.history.record(spec.name, old, state, reason, data)
-            changes.append((spec.name, old, state))
-            self._notify(alarm, old, state, reason)
+                self.history.record(spec.name, seen, state, reason, data)
+            changes.append((spec.name, seen, state))
+            self._notify(alarm, seen, state, reason)
         return changes
+
+    def alarm_state_set(self, name: str, old: str, reason: str, reason_data: str | None) -> None:
+        """SetAlarmState: a StateUpdate in the history with the caller's reason, and the
+        new state's actions when the state changed (AWS); the next evaluation puts the
+        alarm back to what its datapoints say."""
+        alarm = self._cw().alarms[name]
+        if alarm.state_value == old:
+            return
+        data = json.loads(reason_data) if reason_data else None
+        self.history.record(name, old, alarm.state_value, reason, data)
+        self._notify(alarm, old, alarm.state_value, reason)
 
     def _notify(self, alarm, old: str, new: str, reason: str) -> None:
         """Alarm actions that are SNS topics receive AWS's alarm notification (moto then
