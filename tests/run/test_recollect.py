@@ -90,3 +90,21 @@ def test_a_killed_sandbox_run_is_collected_while_its_sandbox_is_up(sandbox, tmp_
     other = killed_run(tmp_path, moved, started, time.time())
     proc = _cli(other)
     assert proc.returncode == 2 and "is gone" in proc.stderr
+
+
+def test_a_load_folder_is_collected_from_the_sandbox_it_names(sandbox, tmp_path):
+    """`peakready load` against `peakready sandbox up` records no target: --sandbox-state
+    says which sandbox; without it the command says what to pass."""
+    period = sandbox["control_plane"]["target_tracking"]["period_s"]
+    run_dir = runfolder.create(tmp_path, label="load")
+    started = float(sandbox["started_at"])
+    time.sleep(max(0.0, started + 3 * period - time.time()))  # a few published periods
+    runfolder.update_run_json(run_dir, status="completed", started_at=started,
+                              ended_at=time.time(), host=sandbox["storefront_url"])
+    proc = _cli(run_dir)
+    assert proc.returncode == 2 and "--sandbox-state" in proc.stderr
+    proc = _cli(run_dir, "--sandbox-state", sandbox["state_dir"], "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["metrics_rows"] > 0 and summary["period_s"] == period
+    assert summary["window"]["end"] <= time.time()
