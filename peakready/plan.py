@@ -64,6 +64,8 @@ ACTION_ARGUMENT_KINDS = {
     "replication_group_id": "cache_replication_group",
     "target_db_instance_identifier": "db_instance",
 }
+# Arguments of probes that name what a steady state reads (read-only, not allow-listed).
+PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
 
 # The live-SLO steady state defaults to the plan's recovery SLO, so "the steady state
 # held" and "recovered" mean the same numbers: experiment variable -> checks.recovery key.
@@ -160,6 +162,17 @@ class Plan:
                                                env))
         return out
 
+    def probed_resources(self, environ: Mapping[str, str] | None = None) -> list[FaultResource]:
+        """What the faults' probes read (steady state), resolved the same way; a probe
+        on the experiment's default resource judges somebody else's resource."""
+        env = os.environ if environ is None else environ
+        out: list[FaultResource] = []
+        for i, fault in enumerate(self.faults):
+            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
+            out.extend(resolve_fault_resources(i, fault["name"], _read_experiment(path),
+                                               fault["configuration"], env, probes=True))
+        return out
+
     def unnamed_resources(self, environ: Mapping[str, str] | None = None) -> list[str]:
         """One line per resource a fault would act on that the plan does not name: its
         experiment's default (or the environment) would choose it and the allow-list would
@@ -224,21 +237,29 @@ def _configuration_values(declared: Mapping[str, Any], given: Mapping[str, Any],
 
 
 def resolve_fault_resources(index: int, fault: str, experiment: Mapping[str, Any],
-                            configuration: Mapping[str, Any], environ: Mapping[str, str]
-                            ) -> list[FaultResource]:
+                            configuration: Mapping[str, Any], environ: Mapping[str, str],
+                            probes: bool = False) -> list[FaultResource]:
     """The resources named by the fault actions (method and rollbacks) of one parsed
-    experiment, once its configuration is substituted (pure)."""
+    experiment, once its configuration is substituted (pure). ``probes``: what its probes
+    (steady state, method, rollbacks) read instead."""
     declared = experiment.get("configuration") or {}
     values = _configuration_values(declared if isinstance(declared, dict) else {},
                                    configuration, environ)
+    hypothesis = (experiment.get("steady-state-hypothesis") or {}).get("probes") or []
     activities = [a for section in ("method", "rollbacks")
                   for a in (experiment.get(section) or []) if isinstance(a, dict)]
+    if probes:
+        activities = [a for a in hypothesis if isinstance(a, dict)] + activities
+    wanted, kinds = ("probe", PROBE_ARGUMENT_KINDS) if probes else ("action",
+                                                                    ACTION_ARGUMENT_KINDS)
     out: list[FaultResource] = []
     for activity in activities:
-        if activity.get("type") != "action":
+        if activity.get("type") != wanted:
             continue
         args = (activity.get("provider") or {}).get("arguments") or {}
-        for arg, kind in ACTION_ARGUMENT_KINDS.items():
+        if not isinstance(args, dict):
+            continue
+        for arg, kind in kinds.items():
             if arg not in args:
                 continue
             items = args[arg] if isinstance(args[arg], list) else [args[arg]]

@@ -244,7 +244,15 @@ def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:
             raise BadInput(f"{plan.path}: {problems[0]}")
     for fault, kind, name in touched:
         notes.append(f"fault {fault} may act on {kind} {name}: allowed")
-    return notes
+    return notes + probe_notes(plan)
+
+
+def probe_notes(plan: Plan) -> list[str]:
+    """A steady-state probe reading the experiment's default resource (not the plan's)
+    judges somebody else's resource: not an action, so a warning, not a refusal."""
+    return [f"warning: fault {r.fault}'s steady state reads {r.kind} {r.name} taken from "
+            f"{r.source}, not from the plan; set target.resources.{r.kind}"
+            for r in plan.probed_resources() if r.variable and not r.from_plan and r.name]
 
 
 def _check_db_targets(plan: Plan, touched: Sequence[tuple[str, str, str]],
@@ -310,6 +318,8 @@ def dry_run(plan: Plan, aws_env: Mapping[str, str] | None = None) -> dict[str, A
     refuse_unnamed(plan)
     report["acts_on"] = [f"{fault}: {kind} {name}" for fault, kind, name
                          in plan.touched_resources()] or ["no resource (no faults)"]
+    if probe_notes(plan):
+        report["probes"] = probe_notes(plan)
     report["experiments"] = validate_experiments(plan)
     if plan.kind == "sandbox" and aws_env is None:
         report["account"] = ("sandbox: account, resources and allow-list are checked against "

@@ -252,3 +252,19 @@ def test_cli_dry_run_refuses_an_unnamed_resource_with_exit_2(aws, tmp_path):
     assert "target.resources.cache_replication_group: fault cache-node-failover" in line
     assert "faults[2].configuration.replication_group" in line
     assert world_state(aws) == before
+
+
+def test_a_steady_state_on_the_experiments_default_group_is_a_warning(aws):
+    """The probe only reads, so it is no refusal, but it would judge a target group the
+    plan never named: preflight and the dry run say so."""
+    plan = plan_from(aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db",
+                              "cache_replication_group": "peakready-sessions"}))
+    warning = ("warning: fault kill-web-instance's steady state reads target_group "
+               "peakready-web-tg taken from the experiment's default (PEAKREADY_TARGET_GROUP "
+               "unset), not from the plan; set target.resources.target_group")
+    assert warning in preflight(plan, aws)
+    assert dry_run(plan, aws)["probes"] == [warning]
+    raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db",
+                   "cache_replication_group": "peakready-sessions",
+                   "target_group": "peakready-web-tg"})
+    assert not [n for n in preflight(plan_from(raw), aws) if n.startswith("warning")]
