@@ -27,6 +27,7 @@ import yaml
 from peakready import runfolder
 from peakready.errors import BadInput
 
+LIVE_FRESH_S = 10.0  # a live.json younger than this: the load is still running
 AWS_AFTER_S = 120.0  # what `peakready run` waits for CloudWatch on AWS, and collects
 # collect_run's warnings start with the API that failed; its events carry this source
 WARNING_SOURCES = {"autoscaling ": "autoscaling", "rds ": "rds", "elasticache ": "elasticache",
@@ -273,6 +274,10 @@ def recollect(run_dir: Path, after_s: float | None = None, sandbox_state: Path |
     run_dir = Path(run_dir)
     run, plan, live = read_folder(run_dir)
     now = time.time() if now is None else now
+    live_age = now - (_number(live.get("ts")) or 0.0)
+    if run.get("status") == "running" and not live.get("done") and live_age < LIVE_FRESH_S:
+        raise BadInput(f"{run_dir}: the run is still going (live.json {live_age:.0f} s old); "
+                       "it collects by itself when it ends")
     target = dict(run.get("target") or {})
     kind = target.get("kind") or ("sandbox" if sandbox_state else None)
     base_period, sandbox_resources = 60.0, None

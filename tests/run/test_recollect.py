@@ -36,8 +36,8 @@ def killed_run(reports: Path, target: dict, started: float, last_live: float) ->
     runfolder.update_run_json(run_dir, target=target, load_started_at=started)
     (run_dir / "plan.yaml").write_text(yaml.safe_dump({
         "name": "killed", "target": {"kind": "sandbox", "alarms": []},
-        "phases": [{"name": "warm-up", "start_s": 0, "end_s": 5},
-                   {"name": "peak", "start_s": 5, "end_s": 600}]}))
+        "phases": [{"name": "warm-up", "start_s": 0, "end_s": 2},
+                   {"name": "peak", "start_s": 2, "end_s": 600}]}))
     (run_dir / "live.json").write_text(json.dumps({"ts": last_live,
                                                    "elapsed_s": last_live - started}))
     return run_dir
@@ -67,7 +67,10 @@ def test_a_killed_sandbox_run_is_collected_while_its_sandbox_is_up(sandbox, tmp_
     target = {"kind": "sandbox", "region": aws["region"], "aws_endpoint_url": aws["endpoint_url"],
               "sandbox_state_dir": sandbox["state_dir"], "resources": sandbox["resources"],
               "storefront_url": sandbox["storefront_url"]}
-    run_dir = killed_run(tmp_path, target, started, time.time())
+    going = killed_run(tmp_path, target, started, time.time())  # live.json is fresh
+    proc = _cli(going)
+    assert proc.returncode == 2 and "the run is still going" in proc.stderr
+    run_dir = killed_run(tmp_path, target, started, time.time() - 11)
     proc = _cli(run_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.strip().splitlines()[-1] == f"next: peakready analyze {run_dir}"
@@ -87,7 +90,7 @@ def test_a_killed_sandbox_run_is_collected_while_its_sandbox_is_up(sandbox, tmp_
 
     # another sandbox answering where this run's was: not the run's sandbox, refused
     moved = dict(target, aws_endpoint_url=f"http://127.0.0.1:{_closed_port()}")
-    other = killed_run(tmp_path, moved, started, time.time())
+    other = killed_run(tmp_path, moved, started, time.time() - 11)
     proc = _cli(other)
     assert proc.returncode == 2 and "is gone" in proc.stderr
 
