@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 
 from peakready.sandbox import procs
+from peakready.sandbox.ports import PortHold
 from peakready.sandbox.procs import RunAs, Spawner
 
 log = logging.getLogger(__name__)
@@ -163,12 +164,9 @@ def build_cluster(data: Path, rows: list[tuple], run_as: RunAs | None, log_path:
     with open(data / "postgresql.conf", "a") as fh:
         fh.write("\n# peakready sandbox\n")
         fh.writelines(f"{k} = '{v}'\n" for k, v in SERVER_SETTINGS.items())
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     spawner = Spawner()
+    hold = PortHold()  # the port stays ours until the template server is gone
+    port = hold.take()
     node = PgNode("template", port, data, "writer")
     try:
         node.proc = spawner.spawn([bin_path("postgres"), "-D", str(data), "-p", str(port)],
@@ -186,6 +184,7 @@ def build_cluster(data: Path, rows: list[tuple], run_as: RunAs | None, log_path:
     finally:
         procs.stop(node.proc, signal.SIGINT, timeout=30)  # fast shutdown: a clean stop
         spawner.shutdown()
+        hold.release()
     if node.proc is not None and node.proc.returncode not in (0, None):
         raise RuntimeError(f"template cluster did not shut down cleanly (see {log_path})")
 

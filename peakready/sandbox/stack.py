@@ -12,7 +12,6 @@ import json
 import logging
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from peakready.sandbox import catalog, procs
+from peakready.sandbox.ports import PortHold
 from peakready.sandbox.postgres import PgCluster
 from peakready.sandbox.procs import Spawner
 from peakready.sandbox.redisnodes import RedisGroup
@@ -46,12 +46,6 @@ RESOURCES = {
 
 
 FORGET_AFTER_S = 120.0  # a dead instance stays listed this long (alive=False), then goes
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def new_instance_id() -> str:
@@ -91,6 +85,7 @@ class Stack:
         self.requested_lb_port = lb_port
         self.log_dir = self.state_dir / "logs"
         self.spawner = Spawner()
+        self.ports = PortHold()  # the data tier's ports, held while the stack lives
         self.lock = threading.RLock()
         self._instances: dict[str, Instance] = {}
         self._listeners: list[Callable[[dict], None]] = []
@@ -121,9 +116,9 @@ class Stack:
             (self.state_dir / "pgdata.path").write_text(str(self.pg_dir))
         else:
             self.pg_dir = self.state_dir / "pg"
-        self.pg = PgCluster(self.pg_dir, (free_port(), free_port()), self.spawner, self.log_dir,
+        self.pg = PgCluster(self.pg_dir, self.ports.take_many(2), self.spawner, self.log_dir,
                             run_as)
-        self.redis = RedisGroup((free_port(), free_port()), self.state_dir / "redis",
+        self.redis = RedisGroup(self.ports.take_many(2), self.state_dir / "redis",
                                 self.spawner, self.log_dir)
         rows = catalog.load()
         with ThreadPoolExecutor(2, thread_name_prefix="stack-start") as pool:
@@ -167,6 +162,7 @@ class Stack:
         if self._monitor is not None:
             self._monitor.join(3)
         self.spawner.shutdown()
+        self.ports.release()
         if self.pg_dir is not None and self.pg_dir != self.state_dir / "pg":
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 

@@ -108,3 +108,28 @@ def test_losing_the_redis_primary_keeps_users_logged_in(fo_stack):
         assert time.monotonic() - t0 < 15
         time.sleep(0.1)
     assert fo_stack.cache_nodes()[0]["role"] == "replica"  # the lost node is back as replica
+
+
+def test_a_down_nodes_port_stays_reserved_for_its_return(fo_stack):
+    """While a node is down, no other process can take its port, so it comes back on it
+    (a port picked by bind-to-0-then-close could be gone by then)."""
+    import socket
+
+    before = fo_stack.cache_nodes()
+    replica = next(n for n in before if n["role"] == "replica")
+    fo_stack.failover_cache(replica["name"])  # a replica node is lost, and replaced
+    grab = socket.socket()
+    try:
+        with pytest.raises(OSError):
+            grab.bind(("127.0.0.1", replica["port"]))
+            grab.listen()  # (what a racing server would do with it)
+        t0 = time.monotonic()
+        while {n["name"]: n["state"] for n in fo_stack.cache_nodes()}[replica["name"]] \
+                != "running":
+            assert time.monotonic() - t0 < 15, fo_stack.cache_nodes()
+            time.sleep(0.1)
+    finally:
+        grab.close()
+    after = {n["name"]: n for n in fo_stack.cache_nodes()}
+    assert after[replica["name"]]["port"] == replica["port"]
+    assert after[replica["name"]]["alive"]

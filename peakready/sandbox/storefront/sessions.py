@@ -39,6 +39,7 @@ class SessionStore:
             for h, p in nodes
         ]
         self._primary = 0
+        self._primary_lost = False  # the primary failed and no promoted one is known yet
         self._skip_wait_until = 0.0
         self.failovers_seen = 0
 
@@ -67,18 +68,40 @@ class SessionStore:
         raise AssertionError("unreachable")
 
     async def _read(self, op) -> Any:
-        """Primary first, then any node (a replica serves reads during a failover)."""
-        order = [self._primary] + [i for i in range(len(self.clients)) if i != self._primary]
+        """The primary; while none is known (between its crash and the promotion), any
+        node that answers (the replica has every confirmed session).
+
+        Until a primary is found again, every read looks for it first, so reads never go
+        back to the failed node: it returns as a replica that starts empty and answers
+        "no such session" until its first sync completes."""
         last: Exception | None = None
-        for i in order:
+        if self._primary_lost:
+            await self._rediscover()
+        if not self._primary_lost:
             try:
-                return await op(self.clients[i])
+                return await op(self.clients[self._primary])
             except _LINK_ERRORS as exc:
                 last = exc
-        found = await self._find_primary()
-        if found is not None:
-            self._primary = found
+            await self._rediscover()
+            if not self._primary_lost:
+                try:
+                    return await op(self.clients[self._primary])
+                except _LINK_ERRORS as exc:
+                    last = exc
+        others = [c for i, c in enumerate(self.clients) if i != self._primary]
+        for client in [*others, self.clients[self._primary]]:  # the failed one last
+            try:
+                return await op(client)
+            except _LINK_ERRORS as exc:
+                last = exc
         raise CacheUnavailable(f"no redis node reachable: {last}")
+
+    async def _rediscover(self) -> None:
+        found = await self._find_primary()
+        self._primary_lost = found is None
+        if found is not None and found != self._primary:
+            self.failovers_seen += 1
+            self._primary = found
 
     async def _replicate(self, client: aioredis.Redis) -> None:
         """Wait until a replica has the write, unless none has answered recently (then a
