@@ -30,7 +30,7 @@ import yaml
 from peakready.errors import BadInput
 
 __all__ = ["ACTION_ARGUMENT_KINDS", "FAULT_RESOURCE_KEYS", "PLACEHOLDER", "FaultResource",
-           "Plan", "load_plan", "parse_plan", "resolve_fault_resources"]
+           "Plan", "load_plan", "parse_plan", "resolve_fault_resources", "unchecked_actions"]
 
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
@@ -190,6 +190,13 @@ class Plan:
             problems.append(f"{field or where}: fault {r.fault} would act on the {r.kind}"
                             f"{named} taken from {r.source}, which the plan does not name "
                             f"and the allow-list never checks; {fix}")
+        for i, fault in enumerate(self.faults):
+            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
+            for action in unchecked_actions(_read_experiment(path)):
+                problems.append(f"faults[{i}].experiment: fault {fault['name']}: {action} "
+                                "names no resource the allow-list can check (it would select "
+                                "by tags, filters, zone or its own default); use an action "
+                                f"that takes {' or '.join(NAMING_ARGUMENTS)}")
         return problems
 
     def touched_resources(self, environ: Mapping[str, str] | None = None
@@ -270,6 +277,31 @@ def resolve_fault_resources(index: int, fault: str, experiment: Mapping[str, Any
                 r = FaultResource(index, fault, kind, name, variable, source)
                 if r not in out:
                     out.append(r)
+    return out
+
+
+# Modules whose actions act on AWS resources (the allow-list must see which ones), and the
+# arguments one of which such an action must name (a failover target alone is not enough).
+AWS_ACTION_MODULES = ("chaosaws", "peakready.chaos")
+NAMING_ARGUMENTS = ("asg_name", "asg_names", "db_cluster_identifier", "replication_group_id")
+
+
+def unchecked_actions(experiment: Mapping[str, Any]) -> list[str]:
+    """AWS fault actions (method and rollbacks) that name none of the resource arguments
+    peakready reads, e.g. chaostoolkit-aws' ``terminate_random_instances(az=...)`` or
+    ``suspend_processes(tags=...)``: what they act on cannot be allow-listed (pure)."""
+    out = []
+    for section in ("method", "rollbacks"):
+        for activity in experiment.get(section) or []:
+            if not isinstance(activity, dict) or activity.get("type") != "action":
+                continue
+            provider = activity.get("provider") or {}
+            module = str(provider.get("module") or "")
+            if provider.get("type") != "python" or not module.startswith(AWS_ACTION_MODULES):
+                continue
+            args = provider.get("arguments") or {}
+            if not isinstance(args, dict) or not any(args.get(a) for a in NAMING_ARGUMENTS):
+                out.append(f"action {activity.get('name')!r} ({module}.{provider.get('func')})")
     return out
 
 

@@ -268,3 +268,25 @@ def test_a_steady_state_on_the_experiments_default_group_is_a_warning(aws):
                    "cache_replication_group": "peakready-sessions",
                    "target_group": "peakready-web-tg"})
     assert not [n for n in preflight(plan_from(raw), aws) if n.startswith("warning")]
+
+
+def test_an_aws_action_that_selects_by_zone_is_refused(aws, tmp_path):
+    """chaostoolkit-aws' terminate_random_instances(az=...) would kill whatever runs in the
+    zone: no name the allow-list could check, so refused before any AWS call."""
+    doc = json.loads((ROOT / "experiments" / "kill-web-instance.json").read_text())
+    doc["method"][0]["provider"] = {"type": "python", "module": "chaosaws.ec2.actions",
+                                    "func": "terminate_instances",
+                                    "arguments": {"az": "eu-central-1a"}}
+    path = tmp_path / "zone-kill.json"
+    path.write_text(json.dumps(doc))
+    raw = demo_raw()
+    raw["faults"] = [{"name": "zone-kill", "experiment": str(path), "at_s": 5}]
+    plan = plan_from(raw)
+    before = world_state(aws)
+    with pytest.raises(BadInput, match=r"faults\[0\].experiment: fault zone-kill: action "
+                                       r"'terminate-one-web-instance' \(chaosaws.ec2.actions."
+                                       r"terminate_instances\) names no resource"):
+        preflight(plan, aws)
+    with pytest.raises(BadInput, match="names no resource"):
+        dry_run(plan)
+    assert world_state(aws) == before
