@@ -578,6 +578,10 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
                                                                           ".yml"))
         declared = _experiment_configuration(v, f"{where}.experiment", experiment)
         _validate_experiment(v, f"{where}.experiment", experiment)
+        unchecked = unchecked_actions(_read_experiment(_find(experiment, v.bases)))
+        if unchecked:
+            v.fail(f"{where}.experiment", f"{unchecked[0]} names no resource the allow-list "
+                   f"can check; use an action that takes {' or '.join(NAMING_ARGUMENTS)}")
         name = v.text(f"{where}.name", fault.get("name", Path(experiment).stem))
         if name in names:
             v.fail(f"{where}.name", f"duplicate fault name {name!r}")

@@ -281,7 +281,13 @@ def test_an_aws_action_that_selects_by_zone_is_refused(aws, tmp_path):
     path.write_text(json.dumps(doc))
     raw = demo_raw()
     raw["faults"] = [{"name": "zone-kill", "experiment": str(path), "at_s": 5}]
+    with pytest.raises(BadInput, match=r"faults\[0\].experiment: action "
+                                       "'terminate-one-web-instance'.* names no resource"):
+        plan_from(raw)  # refused when the plan loads, before any target starts
+    # and by preflight on its own, should the file change after the plan loaded
+    path.write_text((ROOT / "experiments" / "kill-web-instance.json").read_text())
     plan = plan_from(raw)
+    path.write_text(json.dumps(doc))
     before = world_state(aws)
     with pytest.raises(BadInput, match=r"faults\[0\].experiment: fault zone-kill: action "
                                        r"'terminate-one-web-instance' \(chaosaws.ec2.actions."
