@@ -198,3 +198,18 @@ def test_ec2_terminate_of_every_member_registers_the_replacements(sandbox_status
              what="the target group to hold exactly the healthy replacements")
     wait_for(lambda: shop.request("GET", "/api/products?page=1")[0] == 200, 10,
              what="the storefront to answer 200 again")
+
+
+def test_standby_leaves_the_target_group_and_exit_standby_returns(sandbox_status, aws):
+    autoscaling = aws("autoscaling")
+    wait_for(lambda: len(_in_service(aws)) == 2, 20, what="two instances in service")
+    victim = sorted(_in_service(aws))[0]
+    autoscaling.enter_standby(AutoScalingGroupName=names.ASG, InstanceIds=[victim],
+                              ShouldDecrementDesiredCapacity=True)
+    wait_for(lambda: _tg_health(aws).get(victim) in (None, "draining"), 5,
+             what="the standby instance to leave the target group")
+    assert victim not in _in_service(aws)
+    autoscaling.exit_standby(AutoScalingGroupName=names.ASG, InstanceIds=[victim])
+    wait_for(lambda: _tg_health(aws).get(victim) == "healthy" and victim in _in_service(aws),
+             20, what="the instance back in service and healthy in the target group")
+    assert len(_in_service(aws)) == 2

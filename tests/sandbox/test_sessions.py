@@ -54,6 +54,8 @@ def test_reads_follow_the_promoted_primary_not_the_returning_empty_node(tmp_path
                 store = SessionStore([("127.0.0.1", a), ("127.0.0.1", b)])
                 try:
                     sid = await store.create_session("shopper@example.com")
+                    replica = redis.Redis(port=b, socket_timeout=0.5)
+                    assert procs.wait_until(lambda: replica.exists(f"session:{sid}"), 5)
                     procs.kill(started[0])  # the primary dies
                     seen = [await store.get_session(sid)]  # served by the replica
                     redis.Redis(port=b).execute_command("REPLICAOF", "NO", "ONE")

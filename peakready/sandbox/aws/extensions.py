@@ -221,7 +221,7 @@ def install() -> None:
         return result
 
     for action in ("update_auto_scaling_group", "execute_policy", "suspend_processes",
-                   "resume_processes", "set_instance_health"):
+                   "resume_processes", "set_instance_health", "enter_standby", "exit_standby"):
         _route_then_reconcile(AutoScalingResponse, action)
     _route_then_reconcile(InstanceResponse, "stop_instances")
 

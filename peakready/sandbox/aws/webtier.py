@@ -34,6 +34,7 @@ class _Tracked:
     in_service_at: float | None = None
     unhealthy_since: float | None = None
     unhealthy_cause: str = ""  # why the group marked it Unhealthy (kept until replaced)
+    standby: bool = False  # out of the target group while in Standby
 
 
 @dataclass
@@ -133,9 +134,26 @@ class WebTier:
                     f"Launching a new EC2 instance: {instance_id}", cause)
                 self.tracked[instance_id] = _Tracked(activity=activity, launched=now)
             for instance_id, state in states.items():
+                self._follow_standby(instance_id, state)
                 replaced |= self._follow_health(instance_id, state, health.get(instance_id),
                                                 now, suspended)
         return replaced
+
+    def _follow_standby(self, instance_id: str, state) -> None:
+        """EnterStandby takes the instance out of the target group (it drains) and
+        ExitStandby puts it back, Pending until its target is healthy, as on AWS."""
+        tracked = self.tracked[instance_id]
+        standby = state.lifecycle_state == "Standby"
+        if standby == tracked.standby:
+            return
+        tracked.standby = standby
+        if standby:
+            self.stack.deregister_target(instance_id)
+            self._deregister_in_moto(instance_id)
+        else:
+            state.lifecycle_state = "Pending"
+            self.stack.register_target(instance_id)
+            self._register_in_moto(instance_id)
 
     def _follow_health(self, instance_id: str, state, target: str | None, now: float,
                        suspended: frozenset[str] = frozenset()) -> bool:
