@@ -135,6 +135,8 @@ class WebTier:
                 self.tracked[instance_id] = _Tracked(activity=activity, launched=now)
             for instance_id, state in states.items():
                 self._follow_standby(instance_id, state)
+            self._sync_moto_targets(states)
+            for instance_id, state in states.items():
                 replaced |= self._follow_health(instance_id, state, health.get(instance_id),
                                                 now, suspended)
         return replaced
@@ -239,8 +241,18 @@ class WebTier:
         """The group puts every instance it launches into its target groups (moto does
         only on some paths: not for the replacement of an EC2-terminated member)."""
         group = self._target_group()
-        if group is not None and instance_id not in group.targets:
+        if group is not None and instance_id not in group.targets \
+                and _ec2_state(instance_id) == "running":  # moto refuses the others
             group.register([{"Id": instance_id, "Port": names.WEB_PORT}])
+
+    def _sync_moto_targets(self, states: dict) -> None:
+        """The target group holds the group's instances that are not in Standby (moto
+        re-registers every member, Standby ones too, whenever capacity changes)."""
+        for instance_id, state in states.items():
+            if state.lifecycle_state == "Standby":
+                self._deregister_in_moto(instance_id)
+            else:
+                self._register_in_moto(instance_id)
 
     def _deregister_in_moto(self, instance_id: str) -> None:
         """The group takes a terminated instance out of its target groups (moto does
