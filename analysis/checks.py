@@ -312,11 +312,39 @@ def evaluate(ctx: Context, checks: dict[str, Any] | None) -> list[dict[str, Any]
         out.append(scale_out(ctx, checks["scale_out"]))
     if checks.get("capacity"):
         out.append(capacity(ctx, checks["capacity"]))
+    out += faults_not_injected(ctx)
     integrity = checks.get("integrity") or {}
     if integrity.get("orders"):
         out.append(orders_integrity(ctx))
     if integrity.get("sessions") not in (None, False):
         out += session_survival(ctx, integrity["sessions"])
+    return out
+
+
+def faults_not_injected(ctx: Context) -> list[dict[str, Any]]:
+    """A planned fault whose method never ran or failed did not test anything: a failed
+    result each (none for a fault that landed), so a gate never passes an untested plan."""
+    from peakready.chaos.journal import outcome_from_journal
+
+    planned = [f.get("name") for f in ctx.run.plan.get("faults") or [] if isinstance(f, dict)]
+    out = []
+    for name in dict.fromkeys([n for n in planned if n] + list(ctx.run.journals)):
+        journal = ctx.run.journals.get(name)
+        if journal is None:
+            if ctx.run.status != "completed":
+                continue  # an aborted or interrupted run may end before a fault's offset
+            why = f"no journal chaos/{name}.journal.json: the fault never ran"
+        else:
+            outcome = outcome_from_journal(journal)
+            if outcome.failed_activities:
+                why = ("method activity failed (" + ", ".join(outcome.failed_activities)
+                       + "): the fault may never have been injected")
+            elif outcome.fault_start is None:
+                why = f"experiment {outcome.status} before its method ran: nothing was injected"
+            else:
+                continue
+        out.append(result(f"fault {name} injected", "fault", FAIL, why,
+                          evidence={"fault": name}, figure=None))
     return out
 
 

@@ -112,7 +112,8 @@ def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], tabl
         word, code = "aborted", EXIT_ABORTED
     elif failed:
         word, code = "fail", EXIT_CHECK_FAILED
-    elif status != "completed":
+    elif status != "completed" or counts["pass"] == 0:
+        # nothing evaluated proves nothing: a gate must not pass on no evidence
         word, code = "incomplete", EXIT_CHECK_FAILED
     else:
         word, code = "pass", EXIT_PASSED
@@ -152,13 +153,13 @@ def _headline(word: str, results: list[dict[str, Any]], failed: list[dict[str, A
         first = "; ".join(f"{r['name']} ({r['reason']})" for r in failed[:3])
         more = f" and {len(failed) - 3} more" if len(failed) > 3 else ""
         return f"Not ready: {len(failed)} of {len(results)} checks failed: {first}{more}."
+    if word == "incomplete" and run.status == "completed":
+        return (f"No check passed (all {len(results)} skipped for lack of evidence or "
+                "inconclusive): nothing failed, nothing was proven.")
     if word == "incomplete":
         return f"Incomplete run ({run.status}): no check failed on the data there is, " \
                "but it does not prove readiness."
     skipped = sum(r["verdict"] == "skipped" for r in results)
-    if skipped == len(results):
-        return (f"No check could be evaluated ({skipped} skipped for lack of evidence): "
-                "nothing failed, nothing was proven.")
     return f"Ready: all {len(results) - skipped} evaluated checks passed" + (
         f" ({skipped} skipped for lack of evidence)." if skipped else ".")
 

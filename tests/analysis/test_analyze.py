@@ -116,3 +116,39 @@ def test_analyze_cli_with_baseline(make_run, capsys):
     assert reg["verdict"] == "fail" and (slow / "figures" / "regression.png").exists()
     assert verdict["regression"]["verdict"] == "regression"
     assert main(["analyze", str(slow), "--baseline", str(slow.parent / "nope")]) == 2
+
+
+def test_a_run_where_every_check_was_skipped_does_not_pass(make_run):
+    # a typo in an endpoint key matches no request: every check skipped, nothing proven
+    run = make_run(checks={"latency": [{"endpoint": "GET /api/typo", "phase": "*",
+                                        "percentile": 95, "max_ms": 1}]})
+    verdict = analyze(run)
+    assert verdict["summary"]["passed"] == 0 and verdict["summary"]["skipped"] > 0
+    assert verdict["verdict"] == "incomplete" and verdict["exit_code"] == 1
+    assert "nothing was proven" in verdict["headline"]
+    assert "PASS" not in (run / "summary.md").read_text()
+
+
+def test_a_fault_whose_method_failed_fails_the_gate(make_run):
+    # the action raised (e.g. no instance to terminate): no outage, every SLO check passes,
+    # but the plan's fault was never tested
+    checks = {k: v for k, v in CHECKS.items() if k != "time_to_detect"}
+    run = make_run(checks=checks, faults=[Fault("kill-web", "instance", 80, 84, outage=False,
+                                                detect_s=None)])
+    journal_path = run / "chaos" / "kill-web.journal.json"
+    journal = json.loads(journal_path.read_text())
+    journal["run"][0]["status"] = "failed"
+    journal_path.write_text(json.dumps(journal))
+    verdict = analyze(run)
+    failed = [c for c in verdict["checks"] if c["verdict"] == "fail"]
+    assert [c["name"] for c in failed] == ["fault kill-web injected"]
+    assert "method activity failed" in failed[0]["reason"]
+    assert verdict["verdict"] == "fail" and verdict["exit_code"] == 1
+
+
+def test_a_planned_fault_without_journal_fails_a_completed_run(make_run):
+    run = make_run(checks=CHECKS, faults=[Fault("kill-db", "db", 80, 84)])
+    (run / "chaos" / "kill-db.journal.json").unlink()
+    failed = [c for c in analyze(run)["checks"] if c["verdict"] == "fail"]
+    assert any(c["name"] == "fault kill-db injected" and "never ran" in c["reason"]
+               for c in failed)
