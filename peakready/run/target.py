@@ -3,7 +3,9 @@ AWS account (ordinary credential chain, the plan's storefront URL)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ class Target:
     state_dir: Path | None = None
     base_period_s: int = 60
     notes: list[str] = field(default_factory=list)
+    reaper: subprocess.Popen | None = None  # stops the sandbox if this process is killed
 
     @property
     def aws_env(self) -> dict[str, str]:
@@ -56,6 +59,9 @@ class Target:
             sandbox.stop(state_dir)
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+            if self.reaper is not None:
+                self.reaper.kill()
+                self.reaper.wait()
 
 
 MAX_LOG_BYTES = 50 * 2**20
@@ -89,9 +95,11 @@ def open_aws(spec_target: dict[str, Any]) -> Target:
 def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> Target:
     """Start a private sandbox (free ports, its own state folder) for this run."""
     from peakready import sandbox
+    from peakready.run import reaper
     from peakready.sandbox import timing as timing_mod
 
     state_dir = Path(tempfile.mkdtemp(prefix="peakready-run-sandbox-"))
+    watcher = reaper.spawn(os.getpid(), state_dir)
     try:
         status = sandbox.start(state_dir=state_dir, lb_port=0)
     except BaseException as exc:
@@ -99,6 +107,8 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
             sandbox.stop(state_dir)
         finally:
             shutil.rmtree(state_dir, ignore_errors=True)
+            watcher.kill()
+            watcher.wait()
         if isinstance(exc, Exception):
             raise BadInput(f"the sandbox did not start: {exc}") from None
         raise
@@ -109,7 +119,8 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
         resources.setdefault(key, value)
     target = Target("sandbox", region, status["storefront_url"], resources,
                     AwsClients(region, aws), sandbox_status=status, state_dir=state_dir,
-                    base_period_s=int(timing_mod.load().metric_period_s))
+                    base_period_s=int(timing_mod.load().metric_period_s),
+                    reaper=watcher)
     if not aws:
         target.notes.append("the sandbox has no AWS endpoint: faults and collection cannot run")
     return target
