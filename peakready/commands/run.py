@@ -42,6 +42,8 @@ def handle(args: argparse.Namespace) -> int:
     from peakready.errors import BadInput
     from peakready.run.engine import RunOptions, execute
 
+    if args.settle_s is not None and not 0 <= args.settle_s < float("inf"):
+        raise BadInput(f"--settle-s: must be a number of seconds >= 0, got {args.settle_s:g}")
     if args.baseline is not None and not (args.baseline / runfolder.RUN_JSON).exists():
         raise BadInput(f"--baseline: {args.baseline} is not a run folder (no run.json)")
     from peakready.run.engine import EXIT_INTERRUPTED

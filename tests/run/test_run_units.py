@@ -87,3 +87,12 @@ def test_live_view_on_a_terminal_draws_the_panel():
     text = out.getvalue()
     for part in ("ramp", "38.5 / 40.0", "81 ms", "2 / 3", "kill-web-instance in 23 s", "4/15 s"):
         assert part in text, part
+
+
+def test_settle_s_must_be_a_finite_number_of_seconds(capsys):
+    from peakready.cli import main
+
+    for bad in ("nan", "-5", "inf"):
+        assert main(["run", "plans/ci-gate.yaml", "--dry-run", "--settle-s", bad]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--settle-s" in err[0]
