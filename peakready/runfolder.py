@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from peakready.errors import BadInput
+
 RUN_JSON = "run.json"
 PLAN_YAML = "plan.yaml"
 SAMPLES_DIR = "samples"
@@ -40,8 +42,12 @@ def new_run_id(label: str = "run") -> str:
 def create(reports_dir: Path | str = DEFAULT_REPORTS_DIR, label: str = "run") -> Path:
     """Make ``reports/<run-id>/`` with its sub-folders and a ``run.json`` in state running."""
     run_dir = Path(reports_dir) / new_run_id(label)
-    for sub in (SAMPLES_DIR, ORDERS_DIR, CHAOS_DIR, LOCUST_DIR, LOGS_DIR):
-        (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        for sub in (SAMPLES_DIR, ORDERS_DIR, CHAOS_DIR, LOCUST_DIR, LOGS_DIR):
+            (run_dir / sub).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"reports dir {reports_dir}: cannot create a run folder there "
+                       f"({exc.strerror or exc})") from None
     write_run_json(
         run_dir,
         {

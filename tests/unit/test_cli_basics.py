@@ -16,3 +16,15 @@ def test_run_folder_is_created_with_run_json(tmp_path):
     assert (run_dir / "samples").is_dir()
     runfolder.update_run_json(run_dir, status="completed")
     assert runfolder.read_run_json(run_dir)["status"] == "completed"
+
+
+def test_a_reports_dir_that_cannot_be_created_is_bad_input(tmp_path):
+    import pytest
+
+    from peakready import runfolder
+    from peakready.errors import BadInput
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(BadInput, match="a-file"):
+        runfolder.create(blocker / "reports", label="x")
