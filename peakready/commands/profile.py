@@ -46,8 +46,9 @@ def handle_import(args: argparse.Namespace) -> int:
         raise BadInput("--end must be after --start")
     if args.period <= 0:
         raise BadInput(f"--period must be a positive number of seconds, got {args.period}")
-    client = boto3.client("cloudwatch", region_name=args.region, endpoint_url=args.endpoint_url)
     try:
+        client = boto3.client("cloudwatch", region_name=args.region,
+                              endpoint_url=args.endpoint_url)
         counts = request_counts(client, args.load_balancer, start, end, args.period,
                                 args.target_group)
     except (botocore.exceptions.NoCredentialsError, botocore.exceptions.NoRegionError,

@@ -65,3 +65,14 @@ def test_import_of_an_empty_window_is_bad_input(moto_url, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no RequestCount datapoints" in err and len(err.splitlines()) == 1
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_import_without_a_region_is_one_line(monkeypatch, tmp_path, capsys):
+    for key in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    code = main(["profile", "import", "--load-balancer", LB, "--start", "2026-11-26T04:00:00Z",
+                 "--end", "2026-11-26T05:00:00Z", "--out", str(tmp_path / "p.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "region" in err[0]
+    assert not (tmp_path / "p.csv").exists()
