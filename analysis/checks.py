@@ -458,8 +458,19 @@ def recovery(ctx: Context, cfg: dict[str, Any]) -> list[dict[str, Any]]:
         bad = wins.index[(~wins["good"]) & (wins["start_s"] < fault.end_s + max_s)
                          & (wins["end_s"] <= next_start + 1e-9)]
         if len(bad) == 0:
-            out.append(result(name, "recovery", PASS, "no window breached the SLO after the "
-                              "fault (up to the next fault or max_s): recovery 0 s", measured=0.0, threshold=max_s, unit="s",
+            seen = wins.loc[(wins["start_s"] < fault.end_s + max_s)
+                            & (wins["end_s"] <= next_start + 1e-9)]
+            evidence.update(windows_checked=len(seen),
+                            worst_p95_ms=float(seen["p95_ms"].max()) if len(seen) else None,
+                            worst_error_rate=float(seen["error_rate"].max()) if len(seen)
+                            else None)
+            worst = (f"; worst p95 {seen['p95_ms'].max():.0f} ms, worst error rate "
+                     f"{seen['error_rate'].max():.2%}" if len(seen) else "")
+            out.append(result(name, "recovery", PASS,
+                              f"none of {len(seen)} windows of {w:g} s from "
+                              f"{fault.start_s:.0f} s breached the SLO (p95 <= "
+                              f"{cfg['p95_ms']:g} ms, error rate <= {cfg['error_rate']:.2%})"
+                              f"{worst}: recovery 0 s", measured=0.0, threshold=max_s, unit="s",
                               window=_win(window), evidence=evidence,
                               figure=f"figures/fault-{_slug(fault.name)}.png"))
             continue

@@ -152,3 +152,13 @@ def test_a_planned_fault_without_journal_fails_a_completed_run(make_run):
     failed = [c for c in analyze(run)["checks"] if c["verdict"] == "fail"]
     assert any(c["name"] == "fault kill-db injected" and "never ran" in c["reason"]
                for c in failed)
+
+
+def test_recovery_without_breach_states_the_windows_slo_and_worst_numbers(make_run):
+    checks = {"recovery": CHECKS["recovery"]}
+    run = make_run(checks=checks, faults=[Fault("kill-web", "instance", 80, 84, outage=False)])
+    rec = next(c for c in analyze(run)["checks"] if c["check"] == "recovery")
+    assert rec["verdict"] == "pass" and rec["measured"] == 0.0
+    assert "p95 <= 800 ms" in rec["reason"] and "worst p95" in rec["reason"]
+    assert rec["evidence"]["windows_checked"] > 0
+    assert 0 < rec["evidence"]["worst_p95_ms"] <= 800
