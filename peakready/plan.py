@@ -362,6 +362,7 @@ def parse_plan(raw: Any, path: str | Path = "plan.yaml") -> Plan:
     data["checks"] = _checks(v, raw.get("checks"))
     data["faults"] = _faults(v, raw.get("faults"), data["target"], duration,
                              data["checks"].get("recovery") or {})
+    _check_selectors(v, data["checks"], data["phases"], [f["name"] for f in data["faults"]])
     data["stop_conditions"] = _stop_conditions(v, raw.get("stop_conditions"))
     v.no_placeholders(data)
     data["_duration_s"] = duration
@@ -637,6 +638,28 @@ def _checks(v: _Validator, raw: Any) -> dict[str, Any]:
     raw = v.mapping("checks", raw)
     _external(v, "analysis.checks", raw)
     return copy.deepcopy(raw)
+
+
+def _check_selectors(v: _Validator, checks: dict[str, Any], phases: list[dict] | None,
+                     faults: list[str]) -> None:
+    """A check naming a phase or fault the plan does not have would only ever be skipped:
+    a typo must not quietly drop a check from the gate."""
+    for kind in ("latency", "error_rate"):
+        for i, item in enumerate(checks.get(kind) or []):
+            selector = str(item.get("phase", "*"))
+            where = f"checks.{kind}[{i}].phase"
+            if selector.startswith("fault:"):
+                if selector[len("fault:"):] not in faults:
+                    v.fail(where, f"no fault {selector[len('fault:'):]!r} in the plan "
+                           f"(faults: {', '.join(faults) or 'none'})")
+            elif selector not in ("*", "run", "faults") and phases is not None \
+                    and selector not in {p["name"] for p in phases}:
+                v.fail(where, f"no phase {selector!r} in the plan (phases: "
+                       f"{', '.join(p['name'] for p in phases)})")
+    for i, name in enumerate((checks.get("time_to_detect") or {}).get("faults") or []):
+        if name not in faults:
+            v.fail(f"checks.time_to_detect.faults[{i}]", f"no fault {name!r} in the plan "
+                   f"(faults: {', '.join(faults) or 'none'})")
 
 
 def _stop_conditions(v: _Validator, raw: Any) -> dict[str, Any]:

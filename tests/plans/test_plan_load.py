@@ -107,6 +107,11 @@ def mutate(path: str, value):
     ("checks.latency", [{"endpoint": "*", "phase": "*", "percentile": 95, "max_ms": -1}],
      r"checks\.latency\[0\]\.max_ms"),
     ("fautls", [], r"fautls: unknown field"),
+    ("checks.latency.1.phase", "peek", r"checks\.latency\[1\]\.phase: no phase 'peek'"),
+    ("checks.error_rate.0.phase", "fault:kill-web",
+     r"checks\.error_rate\[0\]\.phase: no fault 'kill-web'"),
+    ("checks.time_to_detect", {"max_s": 30, "faults": ["aurora"]},
+     r"checks\.time_to_detect\.faults\[0\]: no fault 'aurora'"),
 ])
 def test_malformed_plan_names_the_field(path, value, message):
     with pytest.raises(BadInput, match=message):
