@@ -593,11 +593,17 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         if duration is not None and at_s >= duration:
             v.fail(f"{where}.at_s", f"{at_s:g} s is after the load ends ({duration:g} s)")
         config = dict(v.mapping(f"{where}.configuration", fault.get("configuration")))
+        numeric = _numeric_configuration(_read_experiment(_find(experiment, v.bases)))
         for key in config:
             if key not in declared:
                 v.fail(f"{where}.configuration.{key}",
                        f"not a configuration variable of {experiment} "
                        f"(it has: {', '.join(sorted(declared))})")
+            value = config[key]
+            if key in numeric and (isinstance(value, bool) or not isinstance(
+                    value, int if numeric[key] == "int" else int | float)):
+                v.fail(f"{where}.configuration.{key}", f"must be a number ({numeric[key]}), "
+                       f"got {value!r}")
         for key, kind in {**FAULT_RESOURCE_KEYS, **FAULT_PROBE_KEYS}.items():
             if key in declared and key not in config and target["resources"].get(kind):
                 config[key] = target["resources"][kind]
@@ -610,6 +616,14 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         out.append({"name": name, "experiment": experiment, "at_s": at_s,
                     "configuration": config})
     return out
+
+
+def _numeric_configuration(doc: Any) -> dict[str, str]:
+    """Variables the experiment reads as numbers (``env_var_type`` int/float): a string
+    there would break the experiment half-way (e.g. a pause of "abc" after the fault)."""
+    config = doc.get("configuration") if isinstance(doc, dict) else None
+    return {key: entry["env_var_type"] for key, entry in (config or {}).items()
+            if isinstance(entry, dict) and entry.get("env_var_type") in ("int", "float")}
 
 
 def _experiment_configuration(v: _Validator, field: str, experiment: str) -> set[str]:

@@ -110,6 +110,8 @@ def mutate(path: str, value):
     ("checks.latency.1.phase", "peek", r"checks\.latency\[1\]\.phase: no phase 'peek'"),
     ("checks.error_rate.0.phase", "fault:kill-web",
      r"checks\.error_rate\[0\]\.phase: no fault 'kill-web'"),
+    ("faults.0.configuration", {"observe_s": "abc"},
+     r"faults\[0\]\.configuration\.observe_s: must be a number \(float\), got 'abc'"),
     ("checks.time_to_detect", {"max_s": 30, "faults": ["aurora"]},
      r"checks\.time_to_detect\.faults\[0\]: no fault 'aurora'"),
 ])
