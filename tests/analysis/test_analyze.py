@@ -58,6 +58,8 @@ def test_failing_run_names_its_evidence(make_run):
     assert any("not found" in m for m in messages)
     summary = (run / "summary.md").read_text()
     assert "### Failed" in summary and "kill-db" in summary
+    start, end = peak["window"]["start_s"], peak["window"]["end_s"]
+    assert f"| peak [{start:g}, {end:g}) s |" in summary  # the window's seconds, not a name
 
 
 def test_aborted_run_keeps_exit_3_and_reports(make_run):
