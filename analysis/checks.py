@@ -847,9 +847,9 @@ def orders_integrity(ctx: Context) -> dict[str, Any]:
         if unchecked:
             why.append(f"{len(unchecked)} confirmed orders never looked up")
         return result(name, "integrity", FAIL, "; ".join(why), measured=lost, threshold=0,
-                      unit="orders", evidence=evidence, figure=None)
+                      unit="orders lost", evidence=evidence, figure=None)
     return result(name, "integrity", PASS, f"all {len(checked)} confirmed orders found",
-                  measured=0, threshold=0, unit="orders", evidence=evidence, figure=None)
+                  measured=0, threshold=0, unit="orders lost", evidence=evidence, figure=None)
 
 
 SESSION_LOST = "session lost"

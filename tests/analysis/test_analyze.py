@@ -45,6 +45,7 @@ def test_failing_run_names_its_evidence(make_run):
     assert verdict["verdict"] == "fail" and verdict["exit_code"] == 1
     failed = {c["name"]: c for c in verdict["checks"] if c["verdict"] == "fail"}
     assert "data integrity: confirmed orders" in failed
+    assert failed["data integrity: confirmed orders"]["measured_text"] == "2 orders lost"
     assert "error rate * in peak" in failed
     peak = failed["error rate * in peak"]
     assert peak["window"]["name"] == "peak" and peak["evidence"]["errors"] > 0
