@@ -322,14 +322,16 @@ def evaluate(ctx: Context, checks: dict[str, Any] | None) -> list[dict[str, Any]
 
 
 def faults_not_injected(ctx: Context) -> list[dict[str, Any]]:
-    """A planned fault whose method never ran or failed did not test anything: a failed
-    result each (none for a fault that landed), so a gate never passes an untested plan."""
+    """A planned fault whose method never ran or failed did not test anything, and one
+    whose rollbacks failed or never ran may have left the system broken: a failed result
+    each (none for a fault that landed and was rolled back), so a gate never passes them."""
     from peakready.chaos.journal import outcome_from_journal
 
     planned = [f.get("name") for f in ctx.run.plan.get("faults") or [] if isinstance(f, dict)]
     out = []
     for name in dict.fromkeys([n for n in planned if n] + list(ctx.run.journals)):
         journal = ctx.run.journals.get(name)
+        why, undone = None, None
         if journal is None:
             if ctx.run.status != "completed":
                 continue  # an aborted or interrupted run may end before a fault's offset
@@ -341,10 +343,16 @@ def faults_not_injected(ctx: Context) -> list[dict[str, Any]]:
                        + "): the fault may never have been injected")
             elif outcome.fault_start is None:
                 why = f"experiment {outcome.status} before its method ran: nothing was injected"
-            else:
-                continue
-        out.append(result(f"fault {name} injected", "fault", FAIL, why,
-                          evidence={"fault": name}, figure=None))
+            if outcome.rollbacks_failed:
+                undone = "rollback failed: " + ", ".join(outcome.rollbacks_failed)
+            elif (journal.get("experiment") or {}).get("rollbacks") and not outcome.rollbacks_ran:
+                undone = "the experiment's rollbacks did not run"
+        if why:
+            out.append(result(f"fault {name} injected", "fault", FAIL, why,
+                              evidence={"fault": name}, figure=None))
+        if undone:
+            out.append(result(f"fault {name} rolled back", "fault", FAIL, undone,
+                              evidence={"fault": name}, figure=None))
     return out
 
 

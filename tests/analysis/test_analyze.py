@@ -165,3 +165,18 @@ def test_recovery_without_breach_states_the_windows_slo_and_worst_numbers(make_r
     assert "p95 <= 800 ms" in rec["reason"] and "worst p95" in rec["reason"]
     assert rec["evidence"]["windows_checked"] > 0
     assert 0 < rec["evidence"]["worst_p95_ms"] <= 800
+
+
+def test_a_fault_whose_rollback_failed_fails_the_gate(make_run):
+    run = make_run(checks=CHECKS, faults=[Fault("kill-db", "db", 80, 84)])
+    journal_path = run / "chaos" / "kill-db.journal.json"
+    journal = json.loads(journal_path.read_text())
+    journal["experiment"]["rollbacks"] = [{"type": "action", "name": "resume"}]
+    journal["rollbacks"] = [{"activity": {"name": "resume"}, "status": "failed"}]
+    journal_path.write_text(json.dumps(journal))
+    failed = {c["name"]: c for c in analyze(run)["checks"] if c["verdict"] == "fail"}
+    assert "rollback failed: resume" == failed["fault kill-db rolled back"]["reason"]
+    journal["rollbacks"] = []
+    journal_path.write_text(json.dumps(journal))
+    failed = {c["name"]: c for c in analyze(run)["checks"] if c["verdict"] == "fail"}
+    assert "did not run" in failed["fault kill-db rolled back"]["reason"]
