@@ -20,7 +20,8 @@ def register(subparsers) -> None:
     p.add_argument("--scale", type=float, default=1.0, help="rate multiplier (1.5 = +50%%)")
     p.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x faster)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
-    p.add_argument("--locustfile", default=str(DEFAULT_LOCUSTFILE))
+    p.add_argument("--locustfile", default=str(DEFAULT_LOCUSTFILE),
+                   help="the shopper journeys (default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="1: one Locust process; N>=2: a master and N workers")
     p.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
@@ -28,8 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
                    help="extra option for every Locust process, repeatable, "
                    "e.g. --locust-arg=--shopper-mix=normal")
-    p.add_argument("--reports-dir", default=str(runfolder.DEFAULT_REPORTS_DIR))
-    p.add_argument("--label", default="load")
+    p.add_argument("--reports-dir", default=str(runfolder.DEFAULT_REPORTS_DIR),
+                   help="where the run folder is created (default: %(default)s/)")
+    p.add_argument("--label", default="load",
+                   help="part of the run id: reports/<time>-<label>-<hex> (default: %(default)s)")
     p.add_argument("user_classes", nargs="*", help="Locust user classes to run (default: all)")
     p.set_defaults(func=handle)
 

@@ -23,15 +23,17 @@ def register(subparsers) -> None:
     imp.add_argument("--start", required=True, help="window start, ISO 8601 or epoch s")
     imp.add_argument("--end", required=True, help="window end, ISO 8601 or epoch s")
     imp.add_argument("--period", type=int, default=60, help="seconds per datapoint (60)")
-    imp.add_argument("--region", default=None)
+    imp.add_argument("--region", default=None,
+                     help="AWS region (default: the credential chain's, e.g. AWS_REGION)")
     imp.add_argument("--endpoint-url", default=None, help="e.g. the sandbox's AWS endpoint")
     imp.add_argument("--out", required=True, help="profile CSV to write")
     imp.set_defaults(func=handle_import)
 
     show = sub.add_parser("show", help="validate a profile and print its resolved points")
     show.add_argument("path")
-    show.add_argument("--scale", type=float, default=1.0)
-    show.add_argument("--speed", type=float, default=1.0)
+    show.add_argument("--scale", type=float, default=1.0, help="rate multiplier (1.5 = +50%%)")
+    show.add_argument("--speed", type=float, default=1.0,
+                      help="time compression (10 = 10x faster)")
     show.set_defaults(func=handle_show)
 
 

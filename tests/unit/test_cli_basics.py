@@ -28,3 +28,20 @@ def test_a_reports_dir_that_cannot_be_created_is_bad_input(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(BadInput, match="a-file"):
         runfolder.create(blocker / "reports", label="x")
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    import argparse
+
+    from peakready.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from walk(sub, f"{path} {name}")
+            elif action.option_strings and not isinstance(action, argparse._HelpAction):
+                yield f"{path} {action.option_strings[-1]}", action.help
+
+    missing = [name for name, text in walk(build_parser(), "peakready") if not text]
+    assert missing == []
