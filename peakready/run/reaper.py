@@ -1,8 +1,12 @@
-"""Stop a run's private sandbox when the run process dies without stopping it (SIGKILL,
-OOM killer): the sandbox daemon lives in its own session and would otherwise run forever.
+"""Stop what a run started when the run process dies without stopping it (SIGKILL, OOM
+killer): the sandbox daemon lives in its own session and would otherwise run forever, and
+Locust would go on sending load at a stopped sandbox (samples that only show the teardown).
 
-Started by ``start_sandbox`` in a session of its own (a signal to the run's process group
-does not reach it); exits as soon as the run stopped the sandbox itself (state folder gone).
+The run's other children (Locust, ``chaos run``) get one SIGINT first, as the run itself
+would send: Locust flushes its samples, the experiments run their rollbacks while the
+sandbox is still up; then the sandbox is stopped. Started by ``start_sandbox`` in a
+session of its own (a signal to the run's process group does not reach it); exits as soon
+as the run stopped the sandbox itself (state folder gone).
 """
 
 from __future__ import annotations
@@ -10,10 +14,16 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+import psutil
+
+GRACE_S = 60.0  # as the run's own wind-down: time for rollbacks and the last samples
+OWN = ("peakready.sandbox.daemon", "peakready.run.reaper")
 
 
 def _alive(pid: int) -> bool:
@@ -35,14 +45,53 @@ def spawn(run_pid: int, state_dir: Path) -> subprocess.Popen:
         start_new_session=True, cwd="/")
 
 
-def watch(run_pid: int, state_dir: Path, poll_s: float = 0.5) -> bool:
-    """Wait for the run to end; True when it died with its sandbox still there (stopped now)."""
+def _children(run_pid: int) -> list[psutil.Process]:
+    """The run's load and chaos processes (not the sandbox daemon, not us)."""
+    try:
+        kids = psutil.Process(run_pid).children()
+    except psutil.Error:
+        return []
+    out = []
+    for kid in kids:
+        try:
+            if not any(own in " ".join(kid.cmdline()) for own in OWN):
+                out.append(kid)
+        except psutil.Error:
+            continue
+    return out
+
+
+def _interrupt(procs: list[psutil.Process], grace_s: float) -> None:
+    """One SIGINT each (to its process group when it leads one, like ``chaos run``),
+    then SIGKILL what is still there after ``grace_s``."""
+    for proc in procs:
+        try:
+            if os.getpgid(proc.pid) == proc.pid:
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                proc.send_signal(signal.SIGINT)
+        except (OSError, psutil.Error):
+            continue
+    _gone, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for proc in alive:
+        try:
+            proc.kill()
+        except psutil.Error:
+            continue
+
+
+def watch(run_pid: int, state_dir: Path, poll_s: float = 0.5, grace_s: float = GRACE_S) -> bool:
+    """Wait for the run to end; True when it died with its sandbox still there (its load
+    and chaos processes interrupted and the sandbox stopped now)."""
+    children: list[psutil.Process] = []
     while _alive(run_pid):
         if not state_dir.exists():
             return False
+        children = _children(run_pid) or children
         time.sleep(poll_s)
     if not state_dir.exists():
         return False
+    _interrupt([c for c in children if c.is_running()], grace_s)
     from peakready import sandbox
 
     try:

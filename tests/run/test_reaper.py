@@ -1,4 +1,5 @@
-"""A `peakready run` killed with SIGKILL must not leave its private sandbox running."""
+"""A `peakready run` killed with SIGKILL must not leave its private sandbox running, nor
+its other children (Locust, chaos) going on against it."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ from pathlib import Path
 import psutil
 
 CHILD = """
-import sys, time
+import subprocess, sys, time
 from peakready.run.target import start_sandbox
 target = start_sandbox({})
-print(target.state_dir, flush=True)
+load = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+print(target.state_dir, load.pid, flush=True)
 time.sleep(300)
 """
 
@@ -34,13 +36,17 @@ def test_sandbox_of_a_sigkilled_run_is_stopped(run_tmp):
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
                              env=env)
     try:
-        state_dir = Path(child.stdout.readline().strip())
+        state, load = child.stdout.readline().split()
+        state_dir, load = Path(state), psutil.Process(int(load))
         daemon = int((state_dir / "daemon.pid").read_text())
         assert psutil.pid_exists(daemon)
+        time.sleep(1.5)  # the watcher has seen the run's children
         child.send_signal(signal.SIGKILL)
         child.wait(10)
         assert _wait(lambda: not psutil.pid_exists(daemon) and not state_dir.exists(), 40), \
             "the sandbox daemon outlived the run that started it"
+        assert _wait(lambda: not load.is_running() or load.status() == psutil.STATUS_ZOMBIE, 5), \
+            "the run's load process went on after the run was killed"
     finally:
         if child.poll() is None:
             child.kill()
