@@ -141,12 +141,38 @@ def compare(base: Run, run: Run, cfg: dict[str, Any] | None = None,
     verdicts = {i["verdict"] for i in items}
     verdict = "regression" if "regression" in verdicts else (
         "inconclusive" if "inconclusive" in verdicts else "pass")
+    not_comparable = comparability(base, run)
+    if not_comparable:
+        verdict = "inconclusive"
     return {"schema": "peakready.compare/1", "baseline": base.meta.get("run_id") or
             base.run_dir.name, "run": run.meta.get("run_id") or run.run_dir.name,
             "verdict": verdict, "margin": margin, "error_margin": cfg["error_margin"],
             "confidence": conf, "correction": "holm", "method": "block bootstrap over "
             f"{N_BLOCKS} time blocks per run, {BOOTSTRAP} replicates",
-            "items": items}
+            "not_comparable": not_comparable, "items": items}
+
+
+def _profile(run: Run) -> Any:
+    return (run.settings or {}).get("profile_points") or (run.plan.get("load") or {}).get("profile")
+
+
+def comparability(base: Run, run: Run) -> list[str]:
+    """Why the baseline is no yardstick for this run (empty: comparable). A different plan,
+    load profile or an unfinished baseline makes any change meaningless, so the verdict
+    becomes ``inconclusive`` instead of a silent pass or regression."""
+    reasons = []
+    if base.plan.get("name") != run.plan.get("name"):
+        reasons.append(f"plan differs ({base.plan.get('name')!r} vs {run.plan.get('name')!r})")
+    if _profile(base) != _profile(run):
+        reasons.append("load profile differs")
+    if base.status != "completed":
+        reasons.append(f"baseline run status is {base.status!r}, not 'completed'")
+    missing = [p for p in base.problems if p.startswith("samples/")]
+    if not len(base.samples):
+        reasons.append("baseline has no samples")
+    elif missing:
+        reasons.append("baseline samples incomplete (" + missing[0] + ")")
+    return reasons
 
 
 def _decide(item: dict[str, Any], alpha: float, cfg: dict[str, Any]) -> str:
@@ -248,7 +274,9 @@ def as_check(comparison: dict[str, Any]) -> dict[str, Any]:
         ch = f"{i['change']:+.1%}" if i["relative"] else f"{i['change']:+.2%} pts"
         return f"{i['endpoint']} {i['metric']} {ch}"
 
-    if worst:
+    if comparison.get("not_comparable"):
+        reason = "baseline not comparable: " + "; ".join(comparison["not_comparable"])
+    elif worst:
         reason = "regression: " + "; ".join(fmt(i) for i in worst[:5])
     elif unsure:
         reason = "inconclusive: " + "; ".join(fmt(i) for i in unsure[:5])

@@ -79,6 +79,7 @@ class Spec:
     phases: list[dict[str, Any]] | None = field(default_factory=lambda: list(DEFAULT_PHASES))
     checks: dict[str, Any] | None = None
     status: str = "completed"
+    plan_name: str = "synthetic"
     instances: int = 2
     users: int = 300
     lost_orders: int = 0
@@ -234,7 +235,7 @@ def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataF
 
 def plan_for(spec: Spec) -> dict[str, Any]:
     plan: dict[str, Any] = {
-        "name": f"synthetic-{spec.seed}",
+        "name": spec.plan_name,
         "target": {"kind": "sandbox", "alarms": ["peakready-web-5xx", "peakready-web-scale-out"]},
         "load": {"profile": "synthetic", "duration_s": max(p[0] for p in spec.profile)},
         "faults": [{"name": f.name, "experiment": f"experiments/{f.name}.json", "at_s": f.start_s}

@@ -49,7 +49,9 @@ def handle(args: argparse.Namespace) -> int:
     else:
         print(f"{comparison['verdict'].upper()} vs {comparison['baseline']} "
               f"(margin +{comparison['margin']:.0%}, {comparison['confidence']:.0%} confidence, "
-              "Holm-corrected)")
+              "Holm-corrected)"
+              + (f" - baseline not comparable: {'; '.join(comparison['not_comparable'])}"
+                 if comparison.get("not_comparable") else ""))
         for item in comparison["items"]:
             if item["verdict"] == "pass":
                 continue

@@ -64,3 +64,22 @@ def test_compare_cli_exit_codes(make_run, tmp_path, capsys):
     assert (slow / "compare.json").exists()
     assert main(["compare", str(tmp_path), str(slow)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_a_baseline_that_is_not_comparable_is_inconclusive_with_the_reason(make_run, capsys):
+    run = make_run("run", seed=2)
+    other_plan = load_run(make_run("other", seed=1, plan_name="black-friday"))
+    other_profile = load_run(make_run("prof", seed=1, profile=[(0, 60), (80, 60)], phases=None))
+    aborted = load_run(make_run("aborted", seed=1, status="aborted"))
+    cases = [(other_plan, "plan differs"), (other_profile, "load profile differs"),
+             (aborted, "'aborted'")]
+    for base, why in cases:
+        result = regression.compare(base, load_run(run))
+        assert result["verdict"] == "inconclusive"
+        assert any(why in r for r in result["not_comparable"])
+        assert why in regression.as_check(result)["reason"]
+    assert regression.compare(load_run(make_run("same", seed=1)),
+                              load_run(run))["not_comparable"] == []
+    assert main(["compare", str(other_plan.run_dir), str(run)]) == 0
+    out = capsys.readouterr().out.splitlines()[0]
+    assert out.startswith("INCONCLUSIVE") and "plan differs ('black-friday'" in out
