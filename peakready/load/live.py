@@ -2,7 +2,8 @@
 
 A request counts in a window by the second in which it *completed* (``ts + rt``), so the
 window shows what a monitor of the storefront would see now; rps is completions per
-second. Rows are kept in one bucket per second, so the cost per request is two appends.
+second. Latency percentiles cover successful requests only (as analysis does: fast 502s
+during a failover must not pull p95 down), error_rate and rps cover all requests. Rows are kept in one bucket per second, so the cost per request is two appends.
 """
 
 from __future__ import annotations
@@ -57,7 +58,8 @@ def window_summary(rt_ms: np.ndarray, ok: np.ndarray, window_s: float) -> dict[s
     if n == 0:
         return {"rps": 0.0, "p50_ms": None, "p95_ms": None, "p99_ms": None,
                 "error_rate": 0.0, "requests": 0}
-    p50, p95, p99 = np.percentile(rt_ms, [50, 95, 99])
-    return {"rps": round(n / window_s, 3), "p50_ms": round(float(p50), 2),
-            "p95_ms": round(float(p95), 2), "p99_ms": round(float(p99), 2),
+    good = rt_ms[ok]
+    p50, p95, p99 = (round(float(q), 2) for q in np.percentile(good, [50, 95, 99])) \
+        if good.size else (None, None, None)
+    return {"rps": round(n / window_s, 3), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
             "error_rate": round(1.0 - float(ok.mean()), 5), "requests": n}
