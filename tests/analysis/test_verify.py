@@ -21,8 +21,6 @@ SHOP = Path(__file__).resolve().parents[1] / "load" / "shop.py"
 
 @pytest.fixture
 def shop():
-    if not SHOP.exists():
-        pytest.skip("tests/load/shop.py not present")
     proc = subprocess.Popen([sys.executable, str(SHOP), "--port", "0"], stdout=subprocess.PIPE,
                             text=True)
     try:
