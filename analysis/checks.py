@@ -861,10 +861,19 @@ def orders_integrity(ctx: Context) -> dict[str, Any]:
 
 
 SESSION_LOST = "session lost"
+LOGIN = "POST /api/login"
+
+
+def _logged_in(samples: pd.DataFrame, before_ts: float) -> set[str]:
+    """Users with a successful login before ``before_ts``: only they had a session to lose."""
+    login = samples.loc[(samples["endpoint"] == LOGIN) & samples["ok"]
+                        & (samples["ts"] < before_ts), "user"]
+    return set(login.astype(str))
 
 
 def session_survival(ctx: Context, required: bool | float) -> list[dict[str, Any]]:
-    """Users active just before a cache failover whose session was lost during it."""
+    """Users with a session (logged in before a cache failover and active in the 30 s before
+    it) whose session was lost during it; users who never logged in had nothing to lose."""
     need = 1.0 if required is True else float(required)
     cache = ctx.faults.loc[ctx.faults["kind"] == "cache"]
     if cache.empty:
@@ -876,15 +885,16 @@ def session_survival(ctx: Context, required: bool | float) -> list[dict[str, Any
         before = ctx.samples({"start_s": max(0.0, fault.start_s - 30.0),
                               "end_s": fault.start_s}, "*")
         during = ctx.samples({"start_s": fault.start_s, "end_s": fault.end_s + 30.0}, "*")
-        active = set(before["user"].astype(str))
+        active = set(before["user"].astype(str)) & _logged_in(ctx.run.samples,
+                                                              ctx.run.t0 + fault.start_s)
         lost_mask = during["error"].astype(str).str.startswith(SESSION_LOST)
         lost = set(during.loc[lost_mask, "user"].astype(str))
-        lost_active = lost & active if active else lost
+        lost_active = lost & active
         name = f"session survival {fault.name}"
         window = {"name": f"fault:{fault.name}", "start_s": fault.start_s, "end_s": fault.end_s}
         if not active:
-            out.append(result(name, "integrity", SKIPPED, "no user was active in the 30 s before "
-                              "the cache failover", threshold=need, comparison=">=", unit="ratio",
+            out.append(result(name, "integrity", SKIPPED, "no logged-in user was active in the 30 s "
+                              "before the cache failover", threshold=need, comparison=">=", unit="ratio",
                               window=_win(window)))
             continue
         survival = 1.0 - len(lost_active) / len(active)

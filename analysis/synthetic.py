@@ -84,6 +84,7 @@ class Spec:
     users: int = 300
     lost_orders: int = 0
     session_loss_users: int = 0
+    logins: int = 0  # user-0 .. user-(logins-1) log in (POST /api/login, 200) in the first second
     error_rate: float = 0.0  # background failure probability
     shard_rows: int = 200_000
     verify: bool = True
@@ -151,7 +152,20 @@ def make_samples(spec: Spec) -> pd.DataFrame:
                                                             range(spec.users)]),
         "worker": pd.Categorical.from_codes(user % 2, categories=["w0", "w1"]),
     })
+    if spec.logins:
+        frame = pd.concat([frame, _logins(spec)], ignore_index=True)
+        for col in ("name", "method", "error", "user", "worker"):
+            frame[col] = frame[col].astype(str).astype("category")
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+def _logins(spec: Spec) -> pd.DataFrame:
+    ts = spec.t0 + 0.1 + np.arange(spec.logins) * (0.8 / spec.logins)
+    return pd.DataFrame({
+        "ts": ts, "intended_ts": ts, "name": "/api/login", "method": "POST", "status": 200,
+        "ok": True, "rt_ms": 30.0, "bytes": 256, "error": "",
+        "user": [f"user-{i}" for i in range(spec.logins)],
+        "worker": [f"w{i % 2}" for i in range(spec.logins)]})
 
 
 def make_events(spec: Spec) -> pd.DataFrame:

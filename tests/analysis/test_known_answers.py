@@ -152,7 +152,7 @@ def test_orders_never_looked_up_are_skipped_with_the_reason(make_run):
 
 def test_session_survival_across_cache_failover(make_run):
     run = make_run(faults=[Fault("cache", "cache", 100, 102, outage=False)],
-                   session_loss_users=5, users=100)
+                   session_loss_users=5, users=100, logins=100)
     res = evaluate(run, {"integrity": {"sessions": 0.99}})[0]
     assert res["evidence"]["lost"] == 5 and res["evidence"]["active_users"] == 100
     assert res["measured"] == pytest.approx(0.95) and res["verdict"] == "fail"
@@ -282,3 +282,21 @@ def test_scale_out_ignores_the_replacement_of_a_killed_instance(make_run):
                    scaling=[Scaling(alarm_s=50, desired_s=51, in_service_s=56, healthy_s=58)])
     res = evaluate(run, {"scale_out": {"max_lag_s": 60}})[0]
     assert res["evidence"]["desired_s"] == pytest.approx(51.0, abs=5)  # not the kill at 38
+
+
+def test_session_survival_counts_only_users_who_had_logged_in(make_run):
+    """60 of 100 active users logged in before the failover: only they had a session."""
+    path = make_run(faults=[Fault("cache", "cache", 100, 102, outage=False)],
+                    session_loss_users=20, users=100, logins=60)
+    samples = load_run(path).samples
+    lost = set(samples.loc[samples["error"].astype(str).str.startswith("session lost"), "user"]
+               .astype(str))
+    lost_with_session = {u for u in lost if int(u.split("-")[1]) < 60}
+    res = evaluate(path, {"integrity": {"sessions": 0.5}})[0]
+    assert res["evidence"]["active_users"] == 60
+    assert res["evidence"]["lost"] == len(lost_with_session) < len(lost)
+    assert res["measured"] == pytest.approx(1 - len(lost_with_session) / 60)
+    nobody = make_run("n", faults=[Fault("cache", "cache", 100, 102, outage=False)],
+                      session_loss_users=5, users=100, logins=0)
+    res = evaluate(nobody, {"integrity": {"sessions": True}})[0]
+    assert res["verdict"] == "skipped" and "logged-in" in res["reason"]
