@@ -40,10 +40,12 @@ def judge(
         return {**out, "reason": f"live status has no {window} s window"}
     p95, err, n = win.get("p95_ms"), win.get("error_rate"), int(win.get("requests") or 0)
     out.update(p95_ms=p95, error_rate=err, requests=n, rps=win.get("rps"))
-    if n < min_requests or p95 is None or err is None:
+    if n < min_requests or err is None:
         return {**out, "reason": f"{n} requests in the last {window} s: no evidence"}
     problems = []
-    if p95 > max_p95_ms:
+    if p95 is None:  # live percentiles cover successful requests only: none succeeded
+        problems.append(f"no successful request in {n}")
+    elif p95 > max_p95_ms:
         problems.append(f"p95 {p95:.0f} ms > {max_p95_ms:.0f} ms")
     if err > max_error_rate:
         problems.append(f"error rate {err:.3f} > {max_error_rate:.3f}")

@@ -31,7 +31,15 @@ def test_no_evidence_is_never_a_pass():
     assert "old" in judge(status(age=6.0), NOW, max_age_s=5.0)["reason"]
     assert "no 30 s window" in judge(status(window="10"), NOW)["reason"]
     assert "no evidence" in judge(status(n=0), NOW)["reason"]
-    assert "no evidence" in judge(status(p95=None), NOW)["reason"]
+    assert "no evidence" in judge(status(err=None), NOW)["reason"]
+
+
+def test_total_outage_names_the_error_rate():
+    # live percentiles cover successful requests only: when every request failed
+    # there is no p95, and the reason must say why rather than "no evidence"
+    out = judge(status(p95=None, err=1.0), NOW, max_error_rate=0.02)
+    assert not out["ok"]
+    assert out["reason"] == "no successful request in 300; error rate 1.000 > 0.020"
 
 
 def test_probe_on_missing_or_half_written_file(tmp_path):
