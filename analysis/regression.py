@@ -260,30 +260,3 @@ def _p_above(estimate: float, replicates: np.ndarray, margin: float) -> float:
     if se <= 0:
         return 0.0 if estimate > margin else 1.0
     return float(sstats.norm.sf((estimate - margin) / se))
-
-
-def as_check(comparison: dict[str, Any]) -> dict[str, Any]:
-    """The comparison as one check result for verdict.json (fails only on ``regression``)."""
-    from analysis.checks import FAIL, INCONCLUSIVE, PASS, result
-
-    worst = [i for i in comparison["items"] if i["verdict"] == "regression"]
-    unsure = [i for i in comparison["items"] if i["verdict"] == "inconclusive"]
-    verdict = {"regression": FAIL, "inconclusive": INCONCLUSIVE}.get(comparison["verdict"], PASS)
-
-    def fmt(i: dict[str, Any]) -> str:
-        ch = f"{i['change']:+.1%}" if i["relative"] else f"{i['change']:+.2%} pts"
-        return f"{i['endpoint']} {i['metric']} {ch}"
-
-    if comparison.get("not_comparable"):
-        reason = "baseline not comparable: " + "; ".join(comparison["not_comparable"])
-    elif worst:
-        reason = "regression: " + "; ".join(fmt(i) for i in worst[:5])
-    elif unsure:
-        reason = "inconclusive: " + "; ".join(fmt(i) for i in unsure[:5])
-    else:
-        reason = (f"no change beyond the margin (+{comparison['margin']:.0%} latency, "
-                  f"+{comparison['error_margin']:.2%} error rate)")
-    return result(f"regression vs {comparison['baseline']}", "regression", verdict, reason,
-                  measured=len(worst), threshold=0, unit="regressions",
-                  evidence={k: v for k, v in comparison.items() if k != "items"}
-                  | {"items": comparison["items"]}, figure="figures/regression.png")

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from analysis import checks as checks_mod
-from analysis import figures, regression, report, stats
+from analysis import figures, report, stats
 from analysis import phases as phases_mod
 from analysis.load import Run, is_run_folder, load_run
 from peakready import runfolder
@@ -43,14 +43,10 @@ def analyze(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict
     if errors:
         raise BadInput(f"{path / runfolder.PLAN_YAML}: {errors[0]}"
                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
-    ctx = checks_mod.context(run)
-    plan_checks = run.plan.get("checks")
-    results = checks_mod.evaluate(ctx, plan_checks)
-    comparison = None
-    if base_path is not None:
-        base = load_run(base_path)
-        comparison = regression.compare(base, run, (plan_checks or {}).get("regression"))
-        results.append(regression.as_check(comparison))
+    ctx = checks_mod.context(run, load_run(base_path) if base_path is not None else None)
+    checked = checks_mod.evaluate(ctx, run.plan.get("checks"))
+    comparison = next((r.evidence for r in checked if r.check == "regression"), None)
+    results = [r.to_dict() for r in checked]
     table = stats.per_window(run.samples, phases_mod.windows(run, ctx.phases, ctx.faults),
                              run.t0, ctx.profile)
     images = draw(run, ctx, results, comparison)
@@ -64,8 +60,10 @@ def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
          comparison: dict[str, Any] | None) -> dict[str, bytes]:
     width = stats.bin_width(max(run.duration_s, 1.0))
     ts = stats.timeseries(run.samples, run.t0, width, ctx.profile, run.duration_s)
-    slo = _slo_lines(run.plan.get("checks") or {})
-    max_err = _max_error_rate(run.plan.get("checks") or {})
+    lines = checks_mod.slo_lines(run.plan.get("checks"))
+    slo = sorted({(x.label, x.value) for x in lines if x.metric == "latency_ms"},
+                 key=lambda x: x[1])
+    max_err = min((x.value for x in lines if x.metric == "error_rate"), default=None)
     args = (ts, ctx.phases, ctx.faults, run.events, run.metrics, run.t0, slo, max_err)
     images = {checks_mod.TIMELINE_FIG: figures.timeline(*args)}
     by_fault = {r["evidence"].get("fault"): r for r in results if r["check"] == "recovery"}
@@ -78,27 +76,13 @@ def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
         fine = stats.timeseries(near, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
                                 run.duration_s)
         marks = [(fault.start_s + after, f" recovered +{after:g} s")] if after else []
-        images[f"figures/fault-{checks_mod._slug(fault.name)}.png"] = figures.timeline(
+        images[checks_mod.fault_figure(fault.name)] = figures.timeline(
             fine, ctx.phases, ctx.faults, run.events, run.metrics, run.t0, slo, max_err,
             xlim=(lo, hi), title=f"Fault {fault.name} ({fault.kind}, window from "
             f"{fault.source})", marks=marks)
     if comparison is not None and any(i["ci_low"] is not None for i in comparison["items"]):
         images["figures/regression.png"] = figures.regression_chart(comparison)
     return images
-
-
-def _slo_lines(plan_checks: dict[str, Any]) -> list[tuple[str, float]]:
-    lines = {(f"p{float(c['percentile']):g}", float(c["max_ms"]))
-             for c in plan_checks.get("latency") or [] if c.get("endpoint", "*") == "*"}
-    if plan_checks.get("recovery"):
-        lines.add(("p95 recovery", float(plan_checks["recovery"]["p95_ms"])))
-    return sorted(lines, key=lambda x: x[1])
-
-
-def _max_error_rate(plan_checks: dict[str, Any]) -> float | None:
-    limits = [float(c["max"]) for c in plan_checks.get("error_rate") or []
-              if c.get("endpoint", "*") == "*"]
-    return min(limits) if limits else None
 
 
 def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], table: pd.DataFrame,
@@ -134,11 +118,11 @@ def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], tabl
         "duration_s": round(run.duration_s, 3),
         "requests": int(len(run.samples)),
         "phase_source": str(ctx.phases["source"].iloc[0]) if len(ctx.phases) else "none",
-        "phases": checks_mod._clean(ctx.phases.to_dict("records")),
+        "phases": checks_mod.clean(ctx.phases.to_dict("records")),
         "faults": _fault_rows(ctx.faults, results),
         "checks": results,
-        "table": checks_mod._clean(table.to_dict("records")),
-        "regression": comparison and checks_mod._clean(comparison),
+        "table": checks_mod.clean(table.to_dict("records")),
+        "regression": comparison and checks_mod.clean(comparison),
         "figures": figure_names,
         "versions": run.meta.get("versions") or {},
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
@@ -165,18 +149,18 @@ def _headline(word: str, results: list[dict[str, Any]], failed: list[dict[str, A
 
 
 def _fault_rows(faults: pd.DataFrame, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per fault with a cell per kind that declares a ``fault_column``."""
+    columns = [k for k in checks_mod.REGISTRY.ordered() if k.fault_column]
     rows = []
     for fault in faults.to_dict("records"):
-        rec = next((r for r in results if r["check"] == "recovery"
-                    and r["evidence"].get("fault") == fault["name"]), None)
-        ttd = next((r for r in results if r["check"] == "time_to_detect"
-                    and r["name"].endswith(f" {fault['name']}")), None)
-        fault["recovery"] = rec and (f"{rec['measured']:g} s ({rec['verdict']})"
-                                     if rec["measured"] is not None else rec["reason"])
-        fault["time_to_detect"] = ttd and (f"{ttd['measured']:.1f} s ({ttd['verdict']})"
-                                           if ttd["measured"] is not None else ttd["reason"])
-        fault["figure"] = f"figures/fault-{checks_mod._slug(fault['name'])}.png"
-        rows.append(checks_mod._clean(fault))
+        for kind in columns:
+            column, fmt = kind.fault_column
+            hit = next((r for r in results if r["check"] == kind.name
+                        and r["evidence"].get("fault") == fault["name"]), None)
+            fault[column] = hit and (f"{fmt.format(hit['measured'])} ({hit['verdict']})"
+                                     if hit["measured"] is not None else hit["reason"])
+        fault["figure"] = checks_mod.fault_figure(fault["name"])
+        rows.append(checks_mod.clean(fault))
     return rows
 
 

@@ -20,7 +20,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -544,7 +544,7 @@ def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
 def _phases(v: _Validator, raw: Any, duration: float | None) -> list[dict[str, Any]] | None:
     if raw is None:
         return None
-    _external(v, "analysis.phases", raw)
+    _external(v, "phases", raw)
     if not isinstance(raw, list):
         v.fail("phases", "must be a list of {name, start_s, end_s}")
     for i, phase in enumerate(raw):
@@ -650,30 +650,18 @@ def _validate_experiment(v: _Validator, field: str, experiment: str) -> None:
 
 def _checks(v: _Validator, raw: Any) -> dict[str, Any]:
     raw = v.mapping("checks", raw)
-    _external(v, "analysis.checks", raw)
+    _external(v, "checks", raw)
     return copy.deepcopy(raw)
 
 
 def _check_selectors(v: _Validator, checks: dict[str, Any], phases: list[dict] | None,
                      faults: list[str]) -> None:
-    """A check naming a phase or fault the plan does not have would only ever be skipped:
-    a typo must not quietly drop a check from the gate."""
-    for kind in ("latency", "error_rate"):
-        for i, item in enumerate(checks.get(kind) or []):
-            selector = str(item.get("phase", "*"))
-            where = f"checks.{kind}[{i}].phase"
-            if selector.startswith("fault:"):
-                if selector[len("fault:"):] not in faults:
-                    v.fail(where, f"no fault {selector[len('fault:'):]!r} in the plan "
-                           f"(faults: {', '.join(faults) or 'none'})")
-            elif selector not in ("*", "run", "faults") and phases is not None \
-                    and selector not in {p["name"] for p in phases}:
-                v.fail(where, f"no phase {selector!r} in the plan (phases: "
-                       f"{', '.join(p['name'] for p in phases)})")
-    for i, name in enumerate((checks.get("time_to_detect") or {}).get("faults") or []):
-        if name not in faults:
-            v.fail(f"checks.time_to_detect.faults[{i}]", f"no fault {name!r} in the plan "
-                   f"(faults: {', '.join(faults) or 'none'})")
+    """A check naming a phase or fault the plan lacks fails here (the registry says which
+    fields name phases and faults: analysis.checks.ref_errors)."""
+    errors = _analysis("checks", "checks").ref_errors(
+        checks, None if phases is None else [p["name"] for p in phases], faults)
+    if errors:
+        v.fail("", errors[0])
 
 
 def _stop_conditions(v: _Validator, raw: Any) -> dict[str, Any]:
@@ -695,19 +683,21 @@ def _stop_conditions(v: _Validator, raw: Any) -> dict[str, Any]:
 
 
 def _external(v: _Validator, module: str, value: Any) -> None:
-    """Run analysis's own validator (``validate(value) -> list[str]``) when it exists."""
-    validate = _validator(module)
-    if validate is None:
-        return
-    errors = validate(value)
+    """Run analysis's own validator for ``phases`` / ``checks`` (one dialect: messages
+    name the field)."""
+    errors = _analysis(module, module).validate(value)
     if errors:
         v.fail("", errors[0])
 
 
-def _validator(module: str) -> Callable[[Any], list[str]] | None:
+def _analysis(module: str, field: str) -> Any:
+    """``analysis.<module>``, imported here (not at the top: the plan loader stays light)
+    and never optional: a broken analysis install must refuse the plan, not load it with
+    unvalidated checks."""
     import importlib
 
     try:
-        return getattr(importlib.import_module(module), "validate", None)
-    except ImportError:
-        return None
+        return importlib.import_module(f"analysis.{module}")
+    except ImportError as exc:
+        raise BadInput(f"{field}: cannot be validated: the analysis package does not import "
+                       f"({type(exc).__name__}: {exc})") from None

@@ -43,9 +43,9 @@ def handle(args: argparse.Namespace) -> int:
     if errors:
         raise BadInput(errors[0].replace("checks.regression.", "--"))
     comparison = regression.compare(load_run(args.base), run, cfg)
-    (args.run / "compare.json").write_text(json.dumps(checks._clean(comparison), indent=2))
+    (args.run / "compare.json").write_text(json.dumps(checks.clean(comparison), indent=2))
     if args.json:
-        print(json.dumps(checks._clean(comparison), indent=2))
+        print(json.dumps(checks.clean(comparison), indent=2))
     else:
         print(f"{comparison['verdict'].upper()} vs {comparison['baseline']} "
               f"(margin +{comparison['margin']:.0%}, {comparison['confidence']:.0%} confidence, "

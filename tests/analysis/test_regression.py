@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from analysis import load_run, regression
+from analysis.checks.regression import as_check
 from peakready.cli import main
 
 
@@ -77,7 +78,7 @@ def test_a_baseline_that_is_not_comparable_is_inconclusive_with_the_reason(make_
         result = regression.compare(base, load_run(run))
         assert result["verdict"] == "inconclusive"
         assert any(why in r for r in result["not_comparable"])
-        assert why in regression.as_check(result)["reason"]
+        assert why in as_check(result)["reason"]
     assert regression.compare(load_run(make_run("same", seed=1)),
                               load_run(run))["not_comparable"] == []
     assert main(["compare", str(other_plan.run_dir), str(run)]) == 0

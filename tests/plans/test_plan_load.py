@@ -179,3 +179,19 @@ def test_steady_state_slo_follows_the_recovery_check_unless_the_fault_sets_it():
     assert faults["kill-web-instance"]["max_p95_ms"] == 450
     assert faults["kill-web-instance"]["max_error_rate"] == 0.01
     assert faults["aurora-failover"]["max_error_rate"] == 0.2
+
+
+def test_a_broken_analysis_install_refuses_the_plan(tmp_path):
+    """Plan validation cannot be skipped: if analysis does not import, the checks cannot be
+    validated, so the run is refused (exit 2, one line) instead of running unvalidated."""
+    broken = tmp_path / "site" / "analysis"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text('raise ImportError("simulated broken install")\n')
+    env = {**__import__("os").environ, "PYTHONPATH": str(broken.parent)}
+    proc = subprocess.run([sys.executable, "-m", "peakready.cli", "run", str(DEMO_PATH),
+                           "--dry-run"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot be validated" in lines[0]
+    assert "simulated broken install" in lines[0] and "dry run" not in proc.stdout

@@ -1,0 +1,77 @@
+"""``latency``: a percentile of successful requests' response time per endpoint and window,
+optionally corrected for coordinated omission (schedule lag added)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from analysis.checks import fields
+from analysis.checks.context import Context, no_window, win
+from analysis.checks.registry import CheckKind, SloLine, phase_refs, register
+from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
+
+
+def validate(errors: list[str], where: str, value: Any) -> None:
+    for w, item in fields.items(errors, where, value, "{endpoint, phase, percentile, max_ms}"):
+        fields.known(errors, w, item, {"endpoint", "phase", "percentile", "max_ms",
+                                       "corrected", "min_requests"})
+        fields.selector(errors, w, item, "endpoint")
+        fields.selector(errors, w, item, "phase")
+        fields.number(errors, w, item, "percentile", lo=0, hi=100, lo_open=True)
+        fields.number(errors, w, item, "max_ms", lo=0, lo_open=True)
+        fields.number(errors, w, item, "min_requests", required=False, lo=1, integer=True)
+        fields.boolean(errors, w, item, "corrected")
+
+
+def slo_lines(cfg: Any) -> list[SloLine]:
+    return [SloLine("latency_ms", f"p{float(c['percentile']):g}", float(c["max_ms"]))
+            for c in cfg or [] if c.get("endpoint", "*") == "*"]
+
+
+def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:
+    out: list[CheckResult] = []
+    for item in cfg:
+        out += _one(ctx, item)
+    return out
+
+
+def _one(ctx: Context, item: dict[str, Any]) -> list[CheckResult]:
+    pct, limit = float(item["percentile"]), float(item["max_ms"])
+    corrected = bool(item.get("corrected", False))
+    min_requests = int(item.get("min_requests", 1))
+    label = f"p{pct:g}" + (" corrected" if corrected else "")
+    windows = ctx.window(item.get("phase", "*"))
+    if not windows:
+        return [no_window("latency", item.get("phase", "*"), ctx)]
+    out = []
+    for window in windows:
+        for endpoint in ctx.endpoints(item.get("endpoint", "*")):
+            name = f"latency {label} {endpoint} in {window['name']}"
+            part = ctx.samples(window, endpoint)
+            ok = part.loc[part["ok"]]
+            if len(ok) < min_requests:
+                out.append(CheckResult(name, "latency", SKIPPED,
+                                       f"{len(ok)} successful requests in the window "
+                                       f"(fewer than {min_requests}): no latency evidence",
+                                       threshold=limit, unit="ms", window=win(window)))
+                continue
+            values = ok["rt_ms"].to_numpy() + (ok["lag_ms"].to_numpy() if corrected else 0.0)
+            measured = float(np.quantile(values, pct / 100.0))
+            verdict = PASS if measured <= limit else FAIL
+            out.append(CheckResult(
+                name, "latency", verdict,
+                f"{label} {measured:.1f} ms {'<=' if verdict == PASS else '>'} {limit:g} ms "
+                f"over {len(ok)} successful requests",
+                measured=measured, threshold=limit, unit="ms", window=win(window),
+                evidence={"requests": len(part), "successful": len(ok),
+                          "p50_ms": float(np.quantile(values, 0.5)),
+                          "max_ms": float(values.max()),
+                          "max_schedule_lag_ms": float(ok["lag_ms"].max())}))
+    return out
+
+
+KIND = register(CheckKind("latency", validate, evaluate, order=10, refs=phase_refs("latency"),
+                          slo_lines=slo_lines))
