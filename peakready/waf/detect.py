@@ -18,7 +18,7 @@ from functools import lru_cache
 
 log = logging.getLogger(__name__)
 
-LIBINJECTION = "libinjection (libmodsecurity)"
+LIBINJECTION = "libinjection (libmodsecurity) + peakready patterns"
 FALLBACK = "fallback (peakready patterns)"
 
 
@@ -86,7 +86,10 @@ class Fallback:
 class Libinjection:
     """libinjection through libmodsecurity: one transaction per inspected string, the
     string passed as a query argument (ModSecurity URL-decodes ARGS, so the bytes arrive
-    exactly) to two rules that run nothing else."""
+    exactly) to two rules that run nothing else. Like AWS's SQLi set, whose
+    ``SQLiExtendedPatterns`` rules add patterns to the tokenizer, a string the tokenizer
+    passes is also tried against the fallback's patterns (libinjection alone misses
+    e.g. ``admin' #`` and split tags like ``<scr<script>ipt>``)."""
 
     name = LIBINJECTION
     RULES = ('SecRuleEngine On\n'
@@ -104,6 +107,7 @@ class Libinjection:
             pass
         self.rules = ms.RulesSet()
         self.rules.load(self.RULES)
+        self.patterns = Fallback()
 
     def _hit(self, arg: str, text: str) -> bool:
         tx = self._ms.Transaction(self.modsec, self.rules)
@@ -113,10 +117,10 @@ class Libinjection:
         return bool(intervention and getattr(intervention, "status", 200) == 403)
 
     def sqli(self, text: str, high: bool = False) -> bool:
-        return bool(text) and self._cached(("s", text))
+        return bool(text) and (self._cached(("s", text)) or self.patterns.sqli(text))
 
     def xss(self, text: str) -> bool:
-        return bool(text) and self._cached(("x", text))
+        return bool(text) and (self._cached(("x", text)) or self.patterns.xss(text))
 
     @lru_cache(maxsize=65536)  # noqa: B019 - one engine per process; shopper strings repeat
     def _cached(self, key: tuple[str, str]) -> bool:
