@@ -9,9 +9,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlsplit
 
-from tests.control.conftest import wait_for
-
 from peakready.waf import corpus
+from tests.control.conftest import wait_for
 
 
 def _get(url: str, path: str, headers: dict | None = None) -> tuple[int, bytes, dict]:
