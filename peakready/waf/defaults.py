@@ -15,10 +15,12 @@ def _vc(metric: str) -> dict:
             "MetricName": metric}
 
 
-def _group(name: str, priority: int) -> dict:
+def _group(name: str, priority: int, count: tuple[str, ...] = ()) -> dict:
+    stmt: dict = {"VendorName": "AWS", "Name": name}
+    if count:
+        stmt["RuleActionOverrides"] = [{"Name": r, "ActionToUse": {"Count": {}}} for r in count]
     return {"Name": name, "Priority": priority, "OverrideAction": {"None": {}},
-            "Statement": {"ManagedRuleGroupStatement": {"VendorName": "AWS", "Name": name}},
-            "VisibilityConfig": _vc(name)}
+            "Statement": {"ManagedRuleGroupStatement": stmt}, "VisibilityConfig": _vc(name)}
 
 
 # keyed by the client address the CDN/load puts in X-Forwarded-For: a request without
@@ -48,7 +50,8 @@ DEFAULT_ACL = {
                  "TextTransformations": [{"Priority": 0, "Type": "LOWERCASE"}]}}}},
          "VisibilityConfig": _vc("LoginRateLimit")},
         _group("AWSManagedRulesKnownBadInputsRuleSet", 10),
-        _group("AWSManagedRulesCommonRuleSet", 20),
+        # API clients and health probes often send no User-Agent: counted, not blocked
+        _group("AWSManagedRulesCommonRuleSet", 20, count=("NoUserAgent_HEADER",)),
         _group("AWSManagedRulesSQLiRuleSet", 30),
         {"Name": "SQLiXSS_HEADERS", "Priority": 40, "Action": {"Block": {}},
          "Statement": {"OrStatement": {"Statements": [
