@@ -22,8 +22,8 @@ import yaml
 from peakready import runfolder
 
 SAMPLE_COLUMNS = ["ts", "intended_ts", "name", "method", "status", "ok", "rt_ms", "error", "user",
-                  "worker"]
-CATEGORICAL = ["name", "method", "error", "user", "worker"]
+                  "attack", "worker"]
+CATEGORICAL = ["name", "method", "error", "user", "attack", "worker"]
 METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
 EVENT_COLUMNS = ["ts", "source", "kind", "resource", "detail"]
 FINISHED = {"completed"}
@@ -46,6 +46,10 @@ class Run:
     t0: float
     t_end: float
     problems: list[str] = field(default_factory=list)
+    attacks: pd.DataFrame | None = None
+    """Attack requests the load mixed in (``attack`` != ""): never in ``samples``, so no
+    shopper SLO (latency, errors, recovery, regression) counts them; the ``waf`` check
+    reads them here."""
 
     @property
     def status(self) -> str:
@@ -74,7 +78,7 @@ def load_run(run_dir: Path | str) -> Run:
     meta = _read_json(path / runfolder.RUN_JSON, problems, required=True)
     plan = _read_yaml(path / runfolder.PLAN_YAML, problems)
     settings = _read_json(path / "settings.json", problems, required=False)
-    samples = read_samples(path / runfolder.SAMPLES_DIR, problems)
+    samples, attacks = split_attacks(read_samples(path / runfolder.SAMPLES_DIR, problems))
     orders = read_orders(path / runfolder.ORDERS_DIR, problems)
     integrity = _read_parquet(path / runfolder.INTEGRITY_DIR / "orders.parquet", None, problems,
                               required=False)
@@ -91,7 +95,19 @@ def load_run(run_dir: Path | str) -> Run:
     live = _read_json(path / runfolder.LIVE_STATUS, [], required=False)
     t0, t_end = _span(meta, settings, samples, live)
     return Run(path, meta, plan, settings, samples, orders, integrity, metrics, events, journals,
-               t0, t_end, problems)
+               t0, t_end, problems, attacks)
+
+
+def split_attacks(samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(shoppers, attacks): the one place where WAF-test traffic leaves the shoppers' SLO."""
+    marked = samples["attack"].astype(str).to_numpy() != ""
+    if not marked.any():
+        return samples, samples.iloc[0:0]
+    shoppers = samples.loc[~marked].reset_index(drop=True)
+    for col in CATEGORICAL:  # an endpoint only attacks used is no shopper endpoint
+        shoppers[col] = shoppers[col].cat.remove_unused_categories()
+    shoppers["endpoint"] = shoppers["endpoint"].cat.remove_unused_categories()
+    return shoppers, samples.loc[marked].reset_index(drop=True)
 
 
 def read_samples(samples_dir: Path, problems: list[str]) -> pd.DataFrame:

@@ -34,11 +34,11 @@ __all__ = ["ACTION_ARGUMENT_KINDS", "FAULT_RESOURCE_KEYS", "PLACEHOLDER", "Fault
 
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
-TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow"}
+TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow", "web_acl"}
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
-                  "cache_replication_group"}
+                  "cache_replication_group", "web_acl"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
-             "workers", "max_users"}
+             "workers", "max_users", "attacks", "clients", "tricky_shoppers"}
 FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
 
 # Experiment configuration key -> the target resource it names. Faults act on these, so
@@ -80,7 +80,9 @@ DEFAULTS: dict[str, Any] = {
                              "load_balancer": "peakready-alb",
                              "target_group": "peakready-web-tg",
                              "db_cluster": "peakready-db",
-                             "cache_replication_group": "peakready-sessions"},
+                             "cache_replication_group": "peakready-sessions",
+                             "web_acl": "peakready-web-acl"},
+               "web_acl": None,
                "alarms": [], "allow": {"account_ids": [], "resources": [], "tags": {}}},
     "load": {"locustfile": "scenarios/storefront.py", "user_classes": [],
              "profile": None, "scale": 1.0, "speed": 1.0, "duration_s": None,
@@ -358,6 +360,7 @@ def parse_plan(raw: Any, path: str | Path = "plan.yaml") -> Plan:
     }
     data["target"] = _target(v, raw.get("target"))
     data["load"], duration = _load(v, raw.get("load"))
+    _attacks_allowed(v, data["target"], data["load"])
     data["phases"] = _phases(v, raw.get("phases"), duration)
     data["checks"] = _checks(v, raw.get("checks"))
     data["faults"] = _faults(v, raw.get("faults"), data["target"], duration,
@@ -508,7 +511,32 @@ def _target(v: _Validator, raw: Any) -> dict[str, Any]:
     out["allow"] = {"account_ids": accounts,
                     "resources": v.strings("target.allow.resources", allow.get("resources")),
                     "tags": dict(tags)}
+    out["web_acl"] = None
+    if raw.get("web_acl") is not None:  # a Web ACL JSON that AWS would refuse stops here
+        from peakready.waf import webacl
+
+        path = v.file("target.web_acl", raw["web_acl"], (".json",))
+        webacl.load_file(_find(path, v.bases) or path, "target.web_acl")
+        out["web_acl"] = path
     return out
+
+
+def _attacks_allowed(v: _Validator, target: dict[str, Any], load: dict[str, Any]) -> None:
+    """Attack traffic against a real shop needs two explicit yeses: the Web ACL is in the
+    allow-list and the plan says the attacks are intended."""
+    attacks = load.get("attacks")
+    if not attacks or target["kind"] != "aws":
+        return
+    acl = target["resources"].get("web_acl")
+    if not acl:
+        v.fail("target.resources.web_acl", "required with load.attacks on an aws target: "
+                                           "the Web ACL the attacks are aimed at")
+    if acl not in target["allow"]["resources"]:
+        v.fail("target.allow.resources", f"must list the Web ACL {acl!r}: load.attacks sends "
+                                         "attack traffic to it")
+    if attacks.get("intended") is not True:
+        v.fail("load.attacks.intended", "must be true on an aws target: attack traffic "
+                                        "against a real storefront is intended")
 
 
 def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
@@ -529,6 +557,16 @@ def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
     }
     if raw.get("duration_s") is not None:
         out["duration_s"] = v.number("load.duration_s", raw["duration_s"], strict=True)
+    from peakready.waf import loadmix
+
+    try:  # the WAF traffic mix (docs/waf.md)
+        out["attacks"] = loadmix.parse_attacks(raw.get("attacks"),
+                                               find=lambda p: _find(p, v.bases))
+        out["clients"] = loadmix.parse_clients(raw.get("clients"))
+        out["tricky_shoppers"] = loadmix._number("load.tricky_shoppers",
+                                                 raw.get("tricky_shoppers", 0.0), 0.0, 1.0)
+    except BadInput as exc:
+        v.fail("", str(exc))
     from peakready.profiles import load_profile
 
     try:

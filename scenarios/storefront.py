@@ -9,14 +9,17 @@ is appended to ``orders/<worker>.jsonl`` in the run folder.
 
 from __future__ import annotations
 
+import json
 import random
 import sys
 from pathlib import Path
+from urllib.parse import quote
 
 from locust import events, task
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from attacks import TrafficMix  # noqa: E402
 from journeys import load_catalog, next_step, pick_sku  # noqa: E402
 
 import peakready.load.openmodel as openmodel  # noqa: E402
@@ -25,8 +28,10 @@ from peakready.load.openmodel import (  # noqa: E402,F401  (the shape is picked 
     ArrivalUser,
     record_order,
 )
+from peakready.waf import loadmix  # noqa: E402
 
 CATALOG = load_catalog()
+MIX = TrafficMix()  # load.attacks / load.clients / load.tricky_shoppers (docs/waf.md)
 # `locust -f scenarios/storefront.py` with no --traffic-profile replays the demo profile
 openmodel.DEFAULT_PROFILE = str(Path(__file__).resolve().parent / "profiles" / "demo.csv")
 
@@ -50,45 +55,58 @@ class Shopper(ArrivalUser):
         self.step = "home"
         self.logged_in = False
         self.sku = pick_sku(CATALOG, self.mix, self.rng)
+        # every request says where the shopper is (the sandbox ALB trusts it from loopback)
+        self.headers = {"X-Forwarded-For": loadmix.shopper_address(self.rng, MIX.clients)}
 
     def think_time(self) -> float:
         return self.rng.uniform(0.5, 3.0) * self.think_scale
 
     @task
     def next_page(self) -> None:
+        if MIX.attack_due(self.rng):  # this arrival is a bot's, tagged in its sample
+            MIX.send_attack(self, self.rng)
+            return
         getattr(self, f"_{self.step}")()
         self.step = next_step(self.step, self.logged_in, self.mix, self.rng)
 
     def _home(self) -> None:
-        self.client.get("/", name="/")
+        self.client.get("/", name="/", headers=self.headers)
 
     def _category(self) -> None:
         category = self.rng.choice(CATALOG.categories)
         self.client.get(f"/api/products?category={category}&page={self.rng.randint(1, 5)}",
-                        name="/api/products")
+                        name="/api/products", headers=self.headers)
 
     def _search(self) -> None:
-        self.client.get(f"/api/search?q={self.rng.choice(CATALOG.search_terms)}",
-                        name="/api/search")
+        term = MIX.tricky_search(self.rng)
+        q = quote(term, safe="") if term else self.rng.choice(CATALOG.search_terms)
+        self.client.get(f"/api/search?q={q}", name="/api/search", headers=self.headers)
 
     def _product(self) -> None:
         self.sku = pick_sku(CATALOG, self.mix, self.rng)
-        self.client.get(f"/api/products/{self.sku}", name="/api/products/[sku]")
+        self.client.get(f"/api/products/{self.sku}", name="/api/products/[sku]",
+                        headers=self.headers)
 
     def _login(self) -> None:
         with self.client.post("/api/login", json={"email": f"{self.user_id}@example.test"},
-                              name="/api/login", catch_response=True) as resp:
+                              name="/api/login", catch_response=True,
+                              headers=self.headers) as resp:
             self.logged_in = resp.status_code == 200
             if not self.logged_in:
                 resp.failure(f"login failed: HTTP {resp.status_code}")
 
     def _authed(self, method: str, path: str, **kwargs):
         """A request that needs the session (checked by ``_check_session``)."""
-        return self.client.request(method, path, catch_response=True, **kwargs)
+        return self.client.request(method, path, catch_response=True,
+                                   headers=self.headers, **kwargs)
 
     def _add(self) -> None:
+        body = {"sku": self.sku, "qty": 1}
+        tricky = MIX.tricky_body(self.rng)  # a review, a name with quotes, a long cart
+        if tricky is not None:
+            body = {**json.loads(tricky), "sku": self.sku}
         with self._authed("POST", "/api/cart/items", name="/api/cart/items",
-                          json={"sku": self.sku, "qty": 1}) as resp:
+                          json=body) as resp:
             self._check_session(resp)
 
     def _cart(self) -> None:

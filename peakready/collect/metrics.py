@@ -19,7 +19,8 @@ import pandas as pd
 
 METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
 
-NAMESPACES = ("AWS/ApplicationELB", "AWS/AutoScaling", "AWS/EC2", "AWS/RDS", "AWS/ElastiCache")
+NAMESPACES = ("AWS/ApplicationELB", "AWS/AutoScaling", "AWS/EC2", "AWS/RDS", "AWS/ElastiCache",
+              "AWS/WAFV2")
 
 MAX_QUERIES_PER_CALL = 500
 MAX_POINTS_PER_CALL = 100_800
@@ -39,6 +40,7 @@ _DEFAULT_STATS: dict[str, tuple[str, ...]] = {
     "AWS/EC2": ("Average", "Maximum"),
     "AWS/RDS": ("Average", "Maximum"),
     "AWS/ElastiCache": ("Average", "Maximum"),
+    "AWS/WAFV2": ("Sum",),
 }
 
 

@@ -25,6 +25,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("bytes", pa.int64()),
     ("error", pa.string()),
     ("user", pa.string()),
+    ("attack", pa.string()),  # the attack category of a WAF-test request, "" for shoppers
     ("worker", pa.string()),
 ])
 _FIELDS = SAMPLE_SCHEMA.names[:-1]  # every column but the constant `worker`

@@ -215,7 +215,7 @@ def _on_request(request_type, name, response_time, response_length, exception=No
     ok = exception is None
     STATE.shards.add((ts, intended, name, request_type, int(status), ok, float(response_time),
                       int(response_length or 0), "" if ok else str(exception),
-                      context.get("user", "")))
+                      context.get("user", ""), context.get("attack", "")))
     row = (ts + response_time / 1000, float(response_time), ok)
     if STATE.forward:
         STATE.outbox.append(row)

@@ -132,6 +132,12 @@ def _load_settings(spec: dict[str, Any], host: str) -> Any:
         "workers": load.get("workers", 1),
         "max_users": load.get("max_users"),
     }
+    if load.get("attacks") or load.get("tricky_shoppers"):  # the WAF mix (docs/waf.md)
+        from peakready.waf import loadmix
+
+        wanted["extra_env"] = {loadmix.ENV: loadmix.env_value(
+            load.get("attacks"), load.get("clients") or dict(loadmix.DEFAULT_CLIENTS),
+            float(load.get("tricky_shoppers") or 0.0))}
     names = {f.name for f in dc_fields(LoadSettings)}
     return LoadSettings(**{k: v for k, v in wanted.items() if k in names and v is not None})
 

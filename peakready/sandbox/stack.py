@@ -186,7 +186,8 @@ class Stack:
             "peakready.sandbox.balancer", "--name", RESOURCES["load_balancer"],
             "--fd", str(listener.fileno()), "--admin-fd", str(admin.fileno()),
             "--timing", json.dumps(settings),
-            "--access-log", str(self.log_dir / "alb-access.log"))
+            "--access-log", str(self.log_dir / "alb-access.log"),
+            "--waf-log", str(self.log_dir / "waf-log.jsonl"))
         try:
             self.lb_proc = self.spawner.spawn(cmd, self.log_dir / "balancer.log",
                                               pass_fds=(listener.fileno(), admin.fileno()))
@@ -318,6 +319,11 @@ class Stack:
     def targets(self) -> dict[str, dict]:
         """Target states with the reason code, as DescribeTargetHealth reports them."""
         return self._admin("GET", "/targets")["targets"]
+
+    def set_web_acl(self, payload: dict) -> dict:
+        """Put the ALB's Web ACL on the balancer's request path (``{"web_acl": None}``
+        removes it); see peakready/sandbox/balancer/waf.py."""
+        return self._admin("PUT", "/waf", payload, timeout=30.0)
 
     def lb_take_stats(self) -> dict:
         """Everything the balancer measured since the previous call (one consumer)."""

@@ -24,7 +24,16 @@ from moto.cloudwatch.models import cloudwatch_backends
 from moto.server import ThreadedMotoServer
 from moto.sns.models import sns_backends
 
-from peakready.sandbox.aws import alarms, bootstrap, extensions, names, processes, publish, scaling
+from peakready.sandbox.aws import (
+    alarms,
+    bootstrap,
+    extensions,
+    names,
+    processes,
+    publish,
+    scaling,
+    waf,
+)
 from peakready.sandbox.aws.alarms import AlarmHistory
 from peakready.sandbox.aws.datatier import DataTier
 from peakready.sandbox.aws.metricstore import MetricStore
@@ -51,6 +60,7 @@ class ControlPlane:
         self.activities = ActivityLog()
         self.data = DataTier(stack, timing)
         self.web: WebTier | None = None
+        self.waf: waf.WafSync | None = None
         self.endpoint_url = ""
         self._server: ThreadedMotoServer | None = None
         self._stop = threading.Event()
@@ -97,6 +107,10 @@ class ControlPlane:
             bootstrap.create_data_and_alarms(self.endpoint_url, self.timing.metric_period_s,
                                              self.resources)
             self._create_tracking_alarms()
+            # the shop's Web ACL, on the balancer before the first instance is in service
+            waf.create_default(self.endpoint_url, self.resources.load_balancer_arn)
+            self.waf = waf.WafSync(self.stack, self.resources.load_balancer_arn)
+            self.waf.poll()
         except Exception as exc:  # reported by ready(), which the daemon polls
             log.exception("control plane bootstrap failed")
             self._boot_error = exc
@@ -143,6 +157,7 @@ class ControlPlane:
                 "alarms": states,
                 "web_tier": self.web.counts() if self.web else {},
                 "suspended_processes": suspended,
+                "waf": self.waf.status if self.waf else {},
                 "target_tracking": {"metric": "ALBRequestCountPerTarget",
                                     "target_value_per_period": self.target_value,
                                     "period_s": self.timing.metric_period_s},
@@ -196,6 +211,8 @@ class ControlPlane:
                 self.web.reconcile()
                 self.data.sync_db_roles()
                 self.data.sync_cache_roles()
+                if self.waf is not None:
+                    self.waf.poll()
             except Exception:  # keep reconciling; a failing pass is logged, not fatal
                 log.exception("reconcile pass failed")
             self._cpu_s["reconcile"] += time.thread_time() - cpu0
@@ -230,6 +247,7 @@ class ControlPlane:
         cache = _nodes(_safe(self.stack.cache_stats, {}))
         datums += publish.rds_datums(db, self._prev["db"], period)
         datums += publish.cache_datums(cache, self._prev["cache"])
+        datums += waf.datums(lb.get("waf"))
         self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache}}
         for namespace, datum in datums:
             self.store.put(namespace, datum, ts)

@@ -24,6 +24,7 @@ ALB_COUNTS = {
     "elb_502": "HTTPCode_ELB_502_Count",
     "elb_503": "HTTPCode_ELB_503_Count",
     "elb_504": "HTTPCode_ELB_504_Count",
+    "elb_403": "HTTPCode_ELB_403_Count",  # blocked by the Web ACL
     "elb_4xx": "HTTPCode_ELB_4XX_Count",
     "target_connection_errors": "TargetConnectionErrorCount",
     "rejected_connections": "RejectedConnectionCount",

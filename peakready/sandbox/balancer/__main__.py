@@ -8,6 +8,7 @@ import asyncio
 import json
 import re
 
+from peakready.errors import BadInput
 from peakready.sandbox import http11, serve
 from peakready.sandbox.balancer.core import Balancer, Settings
 
@@ -30,6 +31,10 @@ def admin_handler(lb: Balancer):
                 if found is None:
                     return http11.json_response(404, {"error": f"no target {m.group(1)}"})
                 return http11.json_response(200, found)
+            if path == "/waf" and method == "PUT":
+                return http11.json_response(200, lb.waf.configure(req.json() or {}))
+            if path == "/waf" and method == "GET":
+                return http11.json_response(200, lb.waf.status())
             if path == "/stats/take" and method == "POST":
                 return http11.json_response(200, lb.take())
             if path == "/status" and method == "GET":
@@ -39,7 +44,7 @@ def admin_handler(lb: Balancer):
                     "healthy": healthy, "unhealthy": unhealthy,
                     "active_connections": lb.active_connections})
             return http11.json_response(404, {"error": f"no admin route {method} {path}"})
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, BadInput) as exc:
             return http11.json_response(400, {"error": f"bad request: {exc}"})
 
     return handle
@@ -48,7 +53,7 @@ def admin_handler(lb: Balancer):
 async def main(args: argparse.Namespace) -> None:
     timing = json.loads(args.timing)
     settings = Settings(**{k: v for k, v in timing.items() if k in Settings.__dataclass_fields__})
-    lb = Balancer(settings, args.name, args.access_log)
+    lb = Balancer(settings, args.name, args.access_log, args.waf_log)
     sock = serve.listening_socket(args.fd, args.port)
     lb.port = sock.getsockname()[1]
     listener = await asyncio.start_server(lb.on_client, sock=sock, backlog=4096)
@@ -60,6 +65,7 @@ async def main(args: argparse.Namespace) -> None:
         while True:
             await asyncio.sleep(1.0)
             lb.flush_log()
+            lb.waf.flush_log()
 
     flusher = asyncio.create_task(flush())
 
@@ -68,6 +74,7 @@ async def main(args: argparse.Namespace) -> None:
         admin.close()
         flusher.cancel()
         lb.flush_log()
+        lb.waf.flush_log()
 
     await serve.run_until_stopped([shutdown])
 
@@ -81,6 +88,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--admin-port", type=int, default=0)
     p.add_argument("--timing", default="{}", help="JSON with Settings fields")
     p.add_argument("--access-log")
+    p.add_argument("--waf-log", help="WAF log records (JSON lines) of blocked/counted requests")
     return p.parse_args(argv)
 
 

@@ -51,6 +51,7 @@ class Counters:
     elb_502: int = 0
     elb_503: int = 0
     elb_504: int = 0
+    elb_403: int = 0  # blocked by the Web ACL [HTTPCode_ELB_403_Count]
     target_connection_errors: int = 0
     response_times: list[float] = field(default_factory=list)
 
@@ -92,8 +93,11 @@ class Target:
 
 class Balancer:
     def __init__(self, settings: Settings, name: str = "peakready-alb",
-                 access_log: str | None = None) -> None:
+                 access_log: str | None = None, waf_log: str | None = None) -> None:
+        from peakready.sandbox.balancer.waf import WafState
+
         self.s = settings
+        self.waf = WafState(name, waf_log)  # no Web ACL until the control plane pushes one
         self.name = name
         self.targets: dict[str, Target] = {}
         self._healthy: list[Target] = []
@@ -299,7 +303,12 @@ class Balancer:
                 if req is None:
                     break
                 t0 = time.time()
-                body, status, target, target_status = await self.proxy(req, client)
+                if self.waf.acl is not None and self.waf.inspect(req, client):
+                    self.lb.requests += 1
+                    self.lb.elb_403 += 1
+                    body, status, target, target_status = _waf_blocked(), 403, None, None
+                else:
+                    body, status, target, target_status = await self.proxy(req, client)
                 writer.write(body)
                 await writer.drain()
                 self._log(t0, peer, req, status, target, target_status, len(body))
@@ -349,6 +358,7 @@ class Balancer:
                    "healthy_host_count": healthy, "unhealthy_host_count": unhealthy},
             "targets": targets,
             "transitions": self.transitions,
+            "waf": self.waf.take(),
         }
         self.lb = Counters()
         self.rejected_connections = 0
@@ -390,6 +400,12 @@ def _merge(into: Counters, other: Counters) -> None:
             into.response_times.extend(value)
         else:
             setattr(into, key, getattr(into, key) + value)
+
+
+def _waf_blocked() -> bytes:
+    from peakready.sandbox.balancer.waf import forbidden
+
+    return forbidden()
 
 
 def _elb_error(status: int) -> bytes:
