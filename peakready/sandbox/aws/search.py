@@ -61,6 +61,11 @@ def install() -> None:
     if _installed["done"]:
         return
     _installed["done"] = True
+    import moto.es.urls as es_urls  # the "es" signing name routes both services here
+
+    for tail in ("nodes", "domainMaintenance", "domainMaintenances", "health"):
+        es_urls.url_paths[f"{{0}}/2021-01-01/opensearch/domain/(?P<domainname>[^/]+)/{tail}$"] \
+            = OpenSearchServiceResponse.dispatch
     for name in ("start_domain_maintenance", "get_domain_maintenance_status",
                  "list_domain_maintenances", "describe_domain_nodes", "describe_domain_health"):
         setattr(OpenSearchServiceResponse, name, _graft(globals()[f"_{name}"]))
@@ -72,7 +77,7 @@ def _graft(func):
         search = getattr(getattr(plane, "stack", None), "search", None)
         if search is None:
             raise NotImplementedError(f"The {func.__name__[1:]} action has not been implemented")
-        domain = (self.uri_match or {}).get("DomainName") or self.path.split("/")[3]
+        domain = (self.uri_match or {}).get("DomainName") or self.path.split("/")[4]
         if domain != search.name:
             return _err(409, "ResourceNotFoundException", f"Domain not found: {domain}")
         try:
