@@ -460,7 +460,10 @@ class Stack:
             search = self.search.status()
             components.append({"kind": "search-domain", "name": search["name"],
                                "pid": search["pid"], "port": self.search.domain_port,
-                               "role": "endpoint", "health": search["health"],
+                               "role": "endpoint",
+                               "health": "healthy" if search["alive"]
+                               and search["health"] in ("green", "yellow") else "down",
+                               "cluster_status": search["health"],
                                "alive": search["alive"], "url": search["endpoint"]})
             for node in search["nodes"]:
                 components.append({"kind": "search-node", "name": node["name"],
