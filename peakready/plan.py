@@ -36,7 +36,7 @@ TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "check
              "stop_conditions"}
 TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow", "web_acl"}
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
-                  "cache_replication_group", "web_acl"}
+                  "cache_replication_group", "web_acl", "search_domain"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
              "workers", "max_users", "attacks", "clients", "tricky_shoppers"}
 FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
@@ -47,13 +47,14 @@ FAULT_RESOURCE_KEYS = {
     "asg_name": "autoscaling_group",
     "db_cluster": "db_cluster",
     "replication_group": "cache_replication_group",
+    "domain_name": "search_domain",
 }
 # Read-only resources experiments probe (filled the same way, not allow-listed).
 FAULT_PROBE_KEYS = {"target_group": "target_group"}
 # Choices *inside* a fault's resource (a failover target, a node group): "" means "let the
 # action choose within the resource". Always written into the fault's configuration, so an
 # environment default (PEAKREADY_DB_FAILOVER_TARGET, ...) never picks one behind the plan.
-FAULT_SELECTOR_KEYS = {"target_instance": "", "node_group": ""}
+FAULT_SELECTOR_KEYS = {"target_instance": "", "node_group": "", "node_id": ""}
 # Arguments of fault actions (method and rollbacks) that name the resource acted on:
 # peakready.chaos's own actions and chaostoolkit-aws's. What a fault will really touch is
 # read from these, after Chaos Toolkit's configuration substitution.
@@ -63,6 +64,7 @@ ACTION_ARGUMENT_KINDS = {
     "db_cluster_identifier": "db_cluster",
     "replication_group_id": "cache_replication_group",
     "target_db_instance_identifier": "db_instance",
+    "domain_name": "search_domain",
 }
 # Arguments of probes that name what a steady state reads (read-only, not allow-listed).
 PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
@@ -81,7 +83,8 @@ DEFAULTS: dict[str, Any] = {
                              "target_group": "peakready-web-tg",
                              "db_cluster": "peakready-db",
                              "cache_replication_group": "peakready-sessions",
-                             "web_acl": "peakready-web-acl"},
+                             "web_acl": "peakready-web-acl",
+                             "search_domain": "peakready-search"},
                "web_acl": None,
                "alarms": [], "allow": {"account_ids": [], "resources": [], "tags": {}}},
     "load": {"locustfile": "scenarios/storefront.py", "user_classes": [],

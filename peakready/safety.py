@@ -32,6 +32,7 @@ FAULT_ACTIONS = {
                           "autoscaling:ResumeProcesses"],
     "db_cluster": ["rds:FailoverDBCluster"],
     "cache_replication_group": ["elasticache:TestFailover"],
+    "search_domain": ["es:StartDomainMaintenance"],
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
           "UnauthorizedAccess", "AuthorizationError"}
@@ -155,6 +156,10 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
                 except ClientError:
                     tags = []  # tags only matter for allow.tags; names still work
             return {t["Key"]: t["Value"] for t in tags}, groups[0]
+        if kind == "search_domain":
+            domain = aws("opensearch").describe_domain(DomainName=name)["DomainStatus"]
+            tags = aws("opensearch").list_tags(ARN=domain["ARN"]).get("TagList", [])
+            return {t["Key"]: t["Value"] for t in tags}, domain
         if kind == "target_group":
             groups = aws("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
             return {}, groups[0]

@@ -80,7 +80,14 @@ class Shopper(ArrivalUser):
     def _search(self) -> None:
         term = MIX.tricky_search(self.rng)
         q = quote(term, safe="") if term else self.rng.choice(CATALOG.search_terms)
-        self.client.get(f"/api/search?q={q}", name="/api/search", headers=self.headers)
+        with self.client.get(f"/api/search?q={q}", name="/api/search", headers=self.headers,
+                             catch_response=True) as resp:
+            partial = resp.headers.get("X-Search-Partial")
+            if resp.status_code == 200 and partial:
+                # a 200 that lacks some shards' products: counted by the search check
+                resp.failure(f"partial search results: {partial} shards failed")
+            elif resp.status_code == 429:
+                resp.failure("search rejected: HTTP 429 es_rejected_execution_exception")
 
     def _product(self) -> None:
         self.sku = pick_sku(CATALOG, self.mix, self.rng)

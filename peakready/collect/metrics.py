@@ -20,7 +20,7 @@ import pandas as pd
 METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
 
 NAMESPACES = ("AWS/ApplicationELB", "AWS/AutoScaling", "AWS/EC2", "AWS/RDS", "AWS/ElastiCache",
-              "AWS/WAFV2")
+              "AWS/WAFV2", "AWS/ES")
 
 MAX_QUERIES_PER_CALL = 500
 MAX_POINTS_PER_CALL = 100_800
@@ -33,6 +33,13 @@ _STATS: dict[tuple[str, str], tuple[str, ...]] = {
     ("AWS/ElastiCache", "CacheHits"): ("Sum",),
     ("AWS/ElastiCache", "CacheMisses"): ("Sum",),
     ("AWS/ElastiCache", "Evictions"): ("Sum",),
+    # AWS/ES: the statistics AWS's metrics table names for each (cumulative rejections:
+    # Maximum, differenced by analysis with a reset guard)
+    ("AWS/ES", "SearchRate"): ("Sum", "Average", "Maximum"),
+    ("AWS/ES", "ThreadpoolSearchQueue"): ("Maximum", "Average"),
+    ("AWS/ES", "Nodes"): ("Minimum", "Maximum"),
+    ("AWS/ES", "2xx"): ("Sum",), ("AWS/ES", "4xx"): ("Sum",), ("AWS/ES", "5xx"): ("Sum",),
+    ("AWS/ES", "OpenSearchRequests"): ("Sum",),
 }
 _DEFAULT_STATS: dict[str, tuple[str, ...]] = {
     "AWS/ApplicationELB": ("Sum",),
@@ -41,6 +48,7 @@ _DEFAULT_STATS: dict[str, tuple[str, ...]] = {
     "AWS/RDS": ("Average", "Maximum"),
     "AWS/ElastiCache": ("Average", "Maximum"),
     "AWS/WAFV2": ("Sum",),
+    "AWS/ES": ("Maximum",),
 }
 
 

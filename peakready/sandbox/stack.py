@@ -29,6 +29,8 @@ from peakready.sandbox.ports import PortHold
 from peakready.sandbox.postgres import PgCluster
 from peakready.sandbox.procs import Spawner
 from peakready.sandbox.redisnodes import RedisGroup
+from peakready.sandbox.search import config as search_config
+from peakready.sandbox.search.group import SearchDomain
 from peakready.sandbox.serve import bind_listener
 from peakready.sandbox.storefront import config as sf_config
 from peakready.sandbox.timing import Timing, as_dict
@@ -42,6 +44,7 @@ RESOURCES = {
     "db_cluster": "peakready-db",
     "db_instances": ["peakready-db-1", "peakready-db-2"],
     "cache_replication_group": "peakready-sessions",
+    "search_domain": search_config.DOMAIN,
 }
 
 
@@ -78,8 +81,10 @@ class Instance:
 
 class Stack:
     def __init__(self, state_dir: Path | str, timing: Timing | None = None, lb_port: int = 0,
-                 storefront: dict | None = None) -> None:
+                 storefront: dict | None = None, search: dict | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
+        self.search_cfg = search_config.load(search)
+        self.search: SearchDomain | None = None
         self.timing = timing or Timing()
         self.sf = sf_config.load(storefront)
         self.requested_lb_port = lb_port
@@ -120,10 +125,15 @@ class Stack:
                             run_as)
         self.redis = RedisGroup(self.ports.take_many(2), self.state_dir / "redis",
                                 self.spawner, self.log_dir)
+        self.search = SearchDomain(self.search_cfg, self.ports.take_many(self.search_cfg.nodes),
+                                   self.state_dir / "search", self.spawner, self.log_dir,
+                                   on_event=self._emitter("es", search_config.DOMAIN))
+        self.search.reserve()
         rows = catalog.load()
-        with ThreadPoolExecutor(2, thread_name_prefix="stack-start") as pool:
+        with ThreadPoolExecutor(3, thread_name_prefix="stack-start") as pool:
             pg_job = pool.submit(self.pg.start, rows)
             redis_job = pool.submit(self.redis.start)
+            search_job = pool.submit(self.search.start, rows)
             launched = [self.launch_instance(new_instance_id())["id"] for _ in range(instances)]
             self._wait_balancer()  # its sockets are bound already: it started in parallel
             log.info("balancer up after %.2f s", time.time() - self.started_at)
@@ -133,6 +143,8 @@ class Stack:
             log.info("redis pair up after %.2f s", time.time() - self.started_at)
             pg_job.result()
             log.info("postgres pair up after %.2f s", time.time() - self.started_at)
+            search_job.result()
+            log.info("search domain up after %.2f s", time.time() - self.started_at)
         self._monitor = threading.Thread(target=self._monitor_loop, name="stack-monitor",
                                          daemon=True)
         self._monitor.start()
@@ -153,7 +165,7 @@ class Stack:
             for inst in list(self._instances.values()):
                 procs.stop(inst.proc, timeout=3)
             procs.stop(self.lb_proc, timeout=3)
-        for group in (self.redis, self.pg):
+        for group in (self.search, self.redis, self.pg):
             if group is not None:
                 try:
                     group.stop()
@@ -247,6 +259,7 @@ class Stack:
                 "peakready.sandbox.storefront", "--instance-id", instance_id,
                 "--fd", str(sock.fileno()), "--db", db_nodes, "--redis", redis_nodes,
                 "--boot-delay", str(self.timing.boot_delay_s), "--launched-at", str(launched),
+                "--search", self.search.url if self.search else "",
                 "--config", json.dumps(sf_config.as_dict(self.sf)))
             try:
                 proc = self.spawner.spawn(cmd, self.log_dir / f"storefront-{instance_id}.log",
@@ -361,6 +374,22 @@ class Stack:
         assert self.redis is not None
         return self.redis.stats()
 
+    # --- search tier ----------------------------------------------------------------
+    def search_nodes(self) -> list[dict]:
+        assert self.search is not None
+        return self.search.describe()
+
+    def maintain_search_node(self, node: str, action: str) -> dict:
+        """Stop a search node's process and start it again (REBOOT_NODE |
+        RESTART_SEARCH_PROCESS); returns at once with the maintenance record."""
+        assert self.search is not None
+        return self.search.maintain(node, action)
+
+    def search_stats(self) -> dict:
+        """The domain's health, node stats and counters (search times: one consumer)."""
+        assert self.search is not None
+        return self.search.stats()
+
     def _emitter(self, source: str, resource: str):
         return lambda kind, detail: self._event(source, kind, resource, detail)
 
@@ -427,6 +456,20 @@ class Stack:
                                    "port": node["port"], "role": node["role"],
                                    "health": "healthy" if node["alive"] else node["state"],
                                    "alive": node["alive"], "state": node["state"]})
+        if self.search is not None:
+            search = self.search.status()
+            components.append({"kind": "search-domain", "name": search["name"],
+                               "pid": search["pid"], "port": self.search.domain_port,
+                               "role": "endpoint",
+                               "health": "healthy" if search["alive"]
+                               and search["health"] in ("green", "yellow") else "down",
+                               "cluster_status": search["health"],
+                               "alive": search["alive"], "url": search["endpoint"]})
+            for node in search["nodes"]:
+                components.append({"kind": "search-node", "name": node["name"],
+                                   "pid": node["pid"], "port": node["port"], "role": "data",
+                                   "health": "healthy" if node["alive"] else node["state"],
+                                   "alive": node["alive"], "state": node["state"]})
         out = {
             "storefront_url": f"http://127.0.0.1:{self.lb_port}",
             "resources": dict(RESOURCES),
@@ -435,6 +478,8 @@ class Stack:
             "storefront": sf_config.as_dict(self.sf),
             "logs": str(self.log_dir),
         }
+        if self.search is not None:
+            out["search"] = search
         if self.lb_port_note:
             out["note"] = self.lb_port_note
         return out

@@ -34,6 +34,7 @@ from peakready.sandbox.aws import (
     scaling,
     waf,
 )
+from peakready.sandbox.aws import search as search_aws
 from peakready.sandbox.aws.alarms import AlarmHistory
 from peakready.sandbox.aws.datatier import DataTier
 from peakready.sandbox.aws.metricstore import MetricStore
@@ -84,6 +85,7 @@ class ControlPlane:
     def start(self) -> None:
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         extensions.attach(self)
+        search_aws.install()
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -106,6 +108,7 @@ class ControlPlane:
         try:
             bootstrap.create_data_and_alarms(self.endpoint_url, self.timing.metric_period_s,
                                              self.resources)
+            search_aws.create_domain(self.endpoint_url, self.stack)
             self._create_tracking_alarms()
             # the shop's Web ACL, on the balancer before the first instance is in service
             waf.create_default(self.endpoint_url, self.resources.load_balancer_arn)
@@ -248,7 +251,10 @@ class ControlPlane:
         datums += publish.rds_datums(db, self._prev["db"], period)
         datums += publish.cache_datums(cache, self._prev["cache"])
         datums += waf.datums(lb.get("waf"))
-        self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache}}
+        search = _safe(self.stack.search_stats, {}) if getattr(self.stack, "search", None) else {}
+        datums += search_aws.es_datums(search, self._prev.get("search"), period)
+        self._prev = {"db": {n["name"]: n for n in db}, "cache": {n["name"]: n for n in cache},
+                      "search": search or None}
         for namespace, datum in datums:
             self.store.put(namespace, datum, ts)
         if int(boundary // period) % 720 == 0:  # hourly at the default period

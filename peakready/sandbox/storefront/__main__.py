@@ -21,7 +21,7 @@ def _nodes(text: str) -> list[tuple[str, int]]:
 
 async def main(args: argparse.Namespace) -> None:
     app = Storefront(args.instance_id, from_dict(json.loads(args.config)), _nodes(args.db),
-                     _nodes(args.redis), args.boot_delay, args.launched_at)
+                     _nodes(args.redis), args.boot_delay, args.launched_at, args.search)
     sock = serve.listening_socket(args.fd, args.port)
     server = await asyncio.start_server(serve.connection_handler(app.handle), sock=sock,
                                         backlog=1024)
@@ -48,6 +48,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--db", required=True, help="host:port,host:port of the PostgreSQL nodes")
     p.add_argument("--redis", required=True, help="host:port,host:port of the Redis nodes")
+    p.add_argument("--search", default="", help="URL of the search domain endpoint")
     p.add_argument("--boot-delay", type=float, default=0.0)
     p.add_argument("--launched-at", type=float, default=None)
     p.add_argument("--config", default="{}", help="storefront config JSON")

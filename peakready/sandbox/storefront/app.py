@@ -16,6 +16,7 @@ from typing import Any
 from peakready.sandbox import http11
 from peakready.sandbox.storefront import db
 from peakready.sandbox.storefront.config import StorefrontConfig
+from peakready.sandbox.storefront.search import ProductSearch, SearchUnavailable
 from peakready.sandbox.storefront.sessions import CacheUnavailable, SessionStore
 from peakready.sandbox.storefront.workers import WorkerPool
 
@@ -34,12 +35,13 @@ class HttpError(Exception):
 class Storefront:
     def __init__(self, instance_id: str, config: StorefrontConfig, db_nodes: list[tuple[str, int]],
                  redis_nodes: list[tuple[str, int]], boot_delay_s: float,
-                 launched_at: float | None = None) -> None:
+                 launched_at: float | None = None, search_url: str = "") -> None:
         self.instance_id = instance_id
         self.config = config
         self.pool = WorkerPool(config.workers)
         self.db = db.Pool(db.conninfo(db_nodes), config.workers, config.db_timeout_s)
         self.sessions = SessionStore(redis_nodes, config.redis_timeout_s)
+        self.search = ProductSearch(search_url) if search_url else None
         self.ready_at = (launched_at or time.time()) + boot_delay_s
         self.statuses: dict[int, int] = {}
         self.requests = 0
@@ -68,6 +70,8 @@ class Storefront:
             status, body = 503, {"error": f"database unavailable: {exc}"}
         except CacheUnavailable as exc:
             status, body = 503, {"error": f"cache unavailable: {exc}"}
+        except SearchUnavailable as exc:
+            status, body = exc.status, {"error": exc.message}
         except Exception as exc:  # noqa: BLE001 - a bug is a 500, not a dead instance
             status, body = 500, {"error": f"{type(exc).__name__}: {exc}"}
         self.statuses[status] = self.statuses.get(status, 0) + 1
@@ -97,6 +101,8 @@ class Storefront:
             "booted": self.booted(),
             "db_errors": self.db.errors,
             "cache_failovers_seen": self.sessions.failovers_seen,
+            "search_partial": self.search.partial if self.search else 0,
+            "search_rejected": self.search.rejected if self.search else 0,
         }
 
     async def _work(self, endpoint: str, coro_fn) -> Any:
@@ -147,8 +153,10 @@ class Storefront:
         q = (req.query.get("q") or "").strip()
         if not q:
             raise HttpError(400, "q is required")
-        items = await self.db.run(lambda c: db.search(c, q))
-        return 200, {"q": q, "items": items}
+        if self.search is None:
+            raise HttpError(503, "search unavailable: no search domain configured")
+        items, headers = await self.search.search(q)
+        return 200, ({"q": q, "items": items}, headers)
 
     async def _product(self, sku: str) -> tuple[int, Any]:
         product = await self.db.run(lambda c: db.get_product(c, sku))
