@@ -10,7 +10,8 @@ Resolution: relative paths (locustfile, profile, experiments) are found relative
 current directory, else the project folder above ``plans/``, else the plan's folder; a
 fault's experiment configuration is completed from ``target.resources`` (``asg_name`` from
 ``autoscaling_group``, ...) so the resolved plan says exactly which resource each fault
-touches.
+touches. Each experiment is read here once, into a ``FaultSpec`` carried on the ``Plan``;
+what a fault touches is ``peakready.chaos.semantics``'s rule, asked of those specs.
 """
 
 from __future__ import annotations

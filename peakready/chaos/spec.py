@@ -95,10 +95,8 @@ class FaultSpec:
               stamp: Stamp | None = None) -> FaultSpec:
         """A spec from an already parsed document (a non-mapping document counts as empty:
         plan validation refuses it before a spec is built)."""
-        doc = document if isinstance(document, dict) else {}
-        declared = declared_configuration(doc)
-        return cls(index, name, experiment, Path(path), float(at_s), dict(configuration), doc,
-                   declared, numeric_keys(declared), stamp)
+        return cls(index, name, experiment, Path(path), float(at_s), dict(configuration),
+                   **_parsed(document), stamp=stamp)
 
     def plan_entry(self) -> dict[str, Any]:
         """The fault as the resolved plan (``plan.yaml``) writes it."""
@@ -116,7 +114,12 @@ class FaultSpec:
         if self.stamp is not None and file_stamp(self.path) == self.stamp:
             return self
         document, stamp = read_experiment(self.path)
-        doc = document if isinstance(document, dict) else {}
-        declared = declared_configuration(doc)
-        return replace(self, document=doc, declared=declared,
-                       numeric_keys=numeric_keys(declared), stamp=stamp)
+        return replace(self, **_parsed(document), stamp=stamp)
+
+
+def _parsed(document: Any) -> dict[str, Any]:
+    """The spec fields read from a document: itself, its configuration block, its numeric
+    keys (a non-mapping document counts as empty)."""
+    doc = document if isinstance(document, dict) else {}
+    declared = declared_configuration(doc)
+    return {"document": doc, "declared": declared, "numeric_keys": numeric_keys(declared)}
