@@ -10,27 +10,35 @@ Resolution: relative paths (locustfile, profile, experiments) are found relative
 current directory, else the project folder above ``plans/``, else the plan's folder; a
 fault's experiment configuration is completed from ``target.resources`` (``asg_name`` from
 ``autoscaling_group``, ...) so the resolved plan says exactly which resource each fault
-touches.
+touches. Each experiment is read here once, into a ``FaultSpec`` carried on the ``Plan``;
+what a fault touches is ``peakready.chaos.semantics``'s rule, asked of those specs.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from peakready.chaos import semantics
+from peakready.chaos import spec as faultspec
+from peakready.chaos.semantics import FAULT_RESOURCE_KEYS, NAMING_ARGUMENTS, FaultResource
+from peakready.chaos.spec import (
+    ExperimentUnreadable,
+    FaultSpec,
+    declared_configuration,
+    numeric_keys,
+)
 from peakready.errors import BadInput
 
-__all__ = ["ACTION_ARGUMENT_KINDS", "FAULT_RESOURCE_KEYS", "PLACEHOLDER", "FaultResource",
-           "Plan", "load_plan", "parse_plan", "resolve_fault_resources", "unchecked_actions"]
+__all__ = ["PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
 
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
@@ -41,34 +49,14 @@ LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duratio
              "workers", "max_users", "attacks", "clients", "tricky_shoppers"}
 FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
 
-# Experiment configuration key -> the target resource it names. Faults act on these, so
-# they must be allow-listed; keys filled from target.resources when a fault omits them.
-FAULT_RESOURCE_KEYS = {
-    "asg_name": "autoscaling_group",
-    "db_cluster": "db_cluster",
-    "replication_group": "cache_replication_group",
-    "domain_name": "search_domain",
-}
+# Experiment configuration keys naming a resource a fault acts on
+# (semantics.FAULT_RESOURCE_KEYS) are filled from target.resources when a fault omits them.
 # Read-only resources experiments probe (filled the same way, not allow-listed).
 FAULT_PROBE_KEYS = {"target_group": "target_group"}
 # Choices *inside* a fault's resource (a failover target, a node group): "" means "let the
 # action choose within the resource". Always written into the fault's configuration, so an
 # environment default (PEAKREADY_DB_FAILOVER_TARGET, ...) never picks one behind the plan.
 FAULT_SELECTOR_KEYS = {"target_instance": "", "node_group": "", "node_id": ""}
-# Arguments of fault actions (method and rollbacks) that name the resource acted on:
-# peakready.chaos's own actions and chaostoolkit-aws's. What a fault will really touch is
-# read from these, after Chaos Toolkit's configuration substitution.
-ACTION_ARGUMENT_KINDS = {
-    "asg_name": "autoscaling_group",
-    "asg_names": "autoscaling_group",
-    "db_cluster_identifier": "db_cluster",
-    "replication_group_id": "cache_replication_group",
-    "target_db_instance_identifier": "db_instance",
-    "domain_name": "search_domain",
-}
-# Arguments of probes that name what a steady state reads (read-only, not allow-listed).
-PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
-
 # The live-SLO steady state defaults to the plan's recovery SLO, so "the steady state
 # held" and "recovered" mean the same numbers: experiment variable -> checks.recovery key.
 FAULT_SLO_KEYS = {"max_p95_ms": "p95_ms", "max_error_rate": "error_rate"}
@@ -97,27 +85,14 @@ DEFAULTS: dict[str, Any] = {
 
 
 @dataclass(frozen=True)
-class FaultResource:
-    """One resource a fault's actions will act on, and where its name came from."""
-
-    index: int  # faults[index]
-    fault: str
-    kind: str
-    name: str
-    variable: str | None  # the experiment configuration variable, None for a literal
-    source: str  # "plan", "env NAME", "experiment default", "experiment"
-
-    @property
-    def from_plan(self) -> bool:
-        return self.source == "plan"
-
-
-@dataclass(frozen=True)
 class Plan:
-    """A validated plan. ``data`` is the resolved dict; use ``resolved()`` for a copy."""
+    """A validated plan. ``data`` is the resolved dict; use ``resolved()`` for a copy.
+    ``fault_specs`` holds each fault with its experiment, read once when the plan loaded
+    (``peakready.chaos.spec``); the questions below are answered from them."""
 
     path: Path
     data: dict[str, Any]
+    fault_specs: tuple[FaultSpec, ...] = ()
 
     @property
     def name(self) -> str:
@@ -153,183 +128,44 @@ class Plan:
         raw["target"]["kind"] = kind
         return parse_plan(raw, self.path)
 
+    def current(self) -> Plan:
+        """The plan with each experiment as it is on disk now: the safety rails judge the
+        files the run will use, which may have been edited since the plan loaded. An
+        unchanged file is not read again (``FaultSpec.current``)."""
+        specs = []
+        for spec in self.fault_specs:
+            try:
+                specs.append(spec.current())
+            except ExperimentUnreadable as exc:
+                raise BadInput(f"{spec.path}: cannot read the experiment: {exc}") from None
+        specs = tuple(specs)
+        if all(a is b for a, b in zip(specs, self.fault_specs, strict=True)):
+            return self
+        return replace(self, fault_specs=specs)
+
     def fault_resources(self, environ: Mapping[str, str] | None = None) -> list[FaultResource]:
         """Every resource the faults' actions will act on, resolved as ``chaos run`` will
-        resolve it: the plan's configuration (passed as ``--var-file``) first, else the
-        environment the experiment inherits (``environ``, default ``os.environ``), else the
-        experiment's own default; literals in an action's arguments count too."""
-        out: list[FaultResource] = []
+        resolve it (``semantics.acted_on``; ``environ`` defaults to ``os.environ``)."""
         env = os.environ if environ is None else environ
-        for i, fault in enumerate(self.faults):
-            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
-            doc = _read_experiment(path)
-            out.extend(resolve_fault_resources(i, fault["name"], doc, fault["configuration"],
-                                               env))
-        return out
+        return [r for spec in self.fault_specs for r in semantics.acted_on(spec, env)]
 
     def probed_resources(self, environ: Mapping[str, str] | None = None) -> list[FaultResource]:
-        """What the faults' probes read (steady state), resolved the same way; a probe
-        on the experiment's default resource judges somebody else's resource."""
+        """What the faults' probes read (steady state), resolved the same way."""
         env = os.environ if environ is None else environ
-        out: list[FaultResource] = []
-        for i, fault in enumerate(self.faults):
-            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
-            out.extend(resolve_fault_resources(i, fault["name"], _read_experiment(path),
-                                               fault["configuration"], env, probes=True))
-        return out
+        return [r for spec in self.fault_specs for r in semantics.probed(spec, env)]
 
     def unnamed_resources(self, environ: Mapping[str, str] | None = None) -> list[str]:
-        """One line per resource a fault would act on that the plan does not name: its
-        experiment's default (or the environment) would choose it and the allow-list would
-        never see it. Pure apart from reading the experiment files."""
-        problems, seen = [], set()
-        for r in self.fault_resources(environ):
-            if r.variable is None or r.from_plan or (r.index, r.variable) in seen:
-                continue
-            seen.add((r.index, r.variable))
-            named = f" {r.name}" if r.name else ""
-            where = f"faults[{r.index}].configuration.{r.variable}"
-            field = next((f"target.resources.{k}" for v, k in FAULT_RESOURCE_KEYS.items()
-                          if v == r.variable), None)
-            fix = f"set {field} (or {where})" if field else f"set {where}"
-            problems.append(f"{field or where}: fault {r.fault} would act on the {r.kind}"
-                            f"{named} taken from {r.source}, which the plan does not name "
-                            f"and the allow-list never checks; {fix}")
-        for i, fault in enumerate(self.faults):
-            path = _find(fault["experiment"], _bases(self.path)) or Path(fault["experiment"])
-            for action in unchecked_actions(_read_experiment(path)):
-                problems.append(f"faults[{i}].experiment: fault {fault['name']}: {action} "
-                                "names no resource the allow-list can check (it would select "
-                                "by tags, filters, zone or its own default); use an action "
-                                f"that takes {' or '.join(NAMING_ARGUMENTS)}")
-        return problems
+        """One line per resource a fault would act on that the plan does not name, and per
+        AWS action that names none (``semantics.unnamed_resources``): refused."""
+        env = os.environ if environ is None else environ
+        return semantics.unnamed_resources(self.fault_specs, env)
 
     def touched_resources(self, environ: Mapping[str, str] | None = None
                           ) -> list[tuple[str, str, str]]:
         """``(fault name, resource kind, resource name)`` for every resource a fault acts on
         (see ``fault_resources``), once each."""
-        out: list[tuple[str, str, str]] = []
-        for r in self.fault_resources(environ):
-            item = (r.fault, r.kind, r.name)
-            if r.name and item not in out:
-                out.append(item)
-        return out
-
-
-_REFERENCE = re.compile(r"\$\{([^}]+)\}")
-
-
-def _read_experiment(path: Path) -> dict[str, Any]:
-    try:
-        text = path.read_text()
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
-        raise BadInput(f"{path}: cannot read the experiment: {exc}") from None
-    return doc if isinstance(doc, dict) else {}
-
-
-def _configuration_values(declared: Mapping[str, Any], given: Mapping[str, Any],
-                          environ: Mapping[str, str]) -> dict[str, tuple[Any, str]]:
-    """Each configuration variable's value and its source, with Chaos Toolkit's precedence
-    (``chaoslib.configuration.load_configuration``): --var-file, else the env variable,
-    else the declared default; a plain value is used as is."""
-    out: dict[str, tuple[Any, str]] = {}
-    for key, spec in declared.items():
-        if key in given:
-            out[key] = (given[key], "plan")
-        elif isinstance(spec, dict) and spec.get("type") == "env":
-            env_key = str(spec.get("key"))
-            if env_key in environ:
-                out[key] = (environ[env_key], f"env {env_key}")
-            else:
-                out[key] = (spec.get("default"), f"the experiment's default ({env_key} unset)")
-        else:
-            out[key] = (spec, "the experiment's configuration")
-    return out
-
-
-def resolve_fault_resources(index: int, fault: str, experiment: Mapping[str, Any],
-                            configuration: Mapping[str, Any], environ: Mapping[str, str],
-                            probes: bool = False) -> list[FaultResource]:
-    """The resources named by the fault actions (method and rollbacks) of one parsed
-    experiment, once its configuration is substituted (pure). ``probes``: what its probes
-    (steady state, method, rollbacks) read instead."""
-    declared = experiment.get("configuration") or {}
-    values = _configuration_values(declared if isinstance(declared, dict) else {},
-                                   configuration, environ)
-    hypothesis = (experiment.get("steady-state-hypothesis") or {}).get("probes") or []
-    activities = [a for section in ("method", "rollbacks")
-                  for a in (experiment.get(section) or []) if isinstance(a, dict)]
-    if probes:
-        activities = [a for a in hypothesis if isinstance(a, dict)] + activities
-    wanted, kinds = ("probe", PROBE_ARGUMENT_KINDS) if probes else ("action",
-                                                                    ACTION_ARGUMENT_KINDS)
-    out: list[FaultResource] = []
-    for activity in activities:
-        if activity.get("type") != wanted:
-            continue
-        args = (activity.get("provider") or {}).get("arguments") or {}
-        if not isinstance(args, dict):
-            continue
-        for arg, kind in kinds.items():
-            if arg not in args:
-                continue
-            items = args[arg] if isinstance(args[arg], list) else [args[arg]]
-            for item in items:
-                if item is None:
-                    continue
-                name, variable, source = _substitute(str(item), values)
-                r = FaultResource(index, fault, kind, name, variable, source)
-                if r not in out:
-                    out.append(r)
-    return out
-
-
-# Modules whose actions act on AWS resources (the allow-list must see which ones), and the
-# arguments one of which such an action must name (a failover target alone is not enough).
-AWS_ACTION_MODULES = ("chaosaws", "peakready.chaos")
-NAMING_ARGUMENTS = ("asg_name", "asg_names", "db_cluster_identifier", "replication_group_id")
-
-
-def unchecked_actions(experiment: Mapping[str, Any]) -> list[str]:
-    """AWS fault actions (method and rollbacks) that name none of the resource arguments
-    peakready reads, e.g. chaostoolkit-aws' ``terminate_random_instances(az=...)`` or
-    ``suspend_processes(tags=...)``: what they act on cannot be allow-listed (pure)."""
-    out = []
-    for section in ("method", "rollbacks"):
-        for activity in experiment.get(section) or []:
-            if not isinstance(activity, dict) or activity.get("type") != "action":
-                continue
-            provider = activity.get("provider") or {}
-            module = str(provider.get("module") or "")
-            if provider.get("type") != "python" or not module.startswith(AWS_ACTION_MODULES):
-                continue
-            args = provider.get("arguments") or {}
-            if not isinstance(args, dict) or not any(args.get(a) for a in NAMING_ARGUMENTS):
-                out.append(f"action {activity.get('name')!r} ({module}.{provider.get('func')})")
-    return out
-
-
-def _substitute(text: str, values: Mapping[str, tuple[Any, str]]) -> tuple[str, str | None, str]:
-    """``${var}`` references replaced as Chaos Toolkit does; the (last) variable used and
-    the weakest source (anything not from the plan wins)."""
-    variable, source = None, "experiment"
-    sources = []
-
-    def repl(match: re.Match) -> str:
-        nonlocal variable
-        key = match.group(1)
-        if key not in values:
-            return match.group(0)
-        variable = key
-        value, where = values[key]
-        sources.append(where)
-        return "" if value is None else str(value)
-
-    name = _REFERENCE.sub(repl, text)
-    if sources:
-        source = next((s for s in sources if s != "plan"), "plan")
-    return name, variable, source
+        env = os.environ if environ is None else environ
+        return semantics.touched_resources(self.fault_specs, env)
 
 
 def load_plan(path: str | Path) -> Plan:
@@ -366,13 +202,14 @@ def parse_plan(raw: Any, path: str | Path = "plan.yaml") -> Plan:
     _attacks_allowed(v, data["target"], data["load"])
     data["phases"] = _phases(v, raw.get("phases"), duration)
     data["checks"] = _checks(v, raw.get("checks"))
-    data["faults"] = _faults(v, raw.get("faults"), data["target"], duration,
-                             data["checks"].get("recovery") or {})
+    specs = _faults(v, raw.get("faults"), data["target"], duration,
+                    data["checks"].get("recovery") or {})
+    data["faults"] = [spec.plan_entry() for spec in specs]
     _check_selectors(v, data["checks"], data["phases"], [f["name"] for f in data["faults"]])
     data["stop_conditions"] = _stop_conditions(v, raw.get("stop_conditions"))
     v.no_placeholders(data)
     data["_duration_s"] = duration
-    return Plan(path, data)
+    return Plan(path, data, tuple(specs))
 
 
 # --- field validation -------------------------------------------------------------------
@@ -602,12 +439,14 @@ def _phases(v: _Validator, raw: Any, duration: float | None) -> list[dict[str, A
 
 
 def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | None,
-            recovery: dict[str, Any]) -> list[dict[str, Any]]:
+            recovery: dict[str, Any]) -> list[FaultSpec]:
+    """Each fault validated and resolved, with its experiment read once (``FaultSpec``)."""
     if raw is None:
         return []
     if not isinstance(raw, list):
         v.fail("faults", "must be a list of {name, experiment, at_s, configuration}")
-    out, names = [], set()
+    out: list[FaultSpec] = []
+    names: set[str] = set()
     for i, fault in enumerate(raw):
         where = f"faults[{i}]"
         if not isinstance(fault, dict):
@@ -618,9 +457,11 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
             v.fail(f"{where}.experiment", "required: a Chaos Toolkit experiment (JSON)")
         experiment = v.file(f"{where}.experiment", fault["experiment"], (".json", ".yaml",
                                                                           ".yml"))
-        declared = _experiment_configuration(v, f"{where}.experiment", experiment)
-        _validate_experiment(v, f"{where}.experiment", experiment)
-        unchecked = unchecked_actions(_read_experiment(_find(experiment, v.bases)))
+        path = _find(experiment, v.bases)
+        document, stamp = _experiment_document(v, f"{where}.experiment", experiment, path)
+        declared = declared_configuration(document)
+        _validate_experiment(v, f"{where}.experiment", experiment, path, document, stamp)
+        unchecked = semantics.unchecked_actions(document)
         if unchecked:
             v.fail(f"{where}.experiment", f"{unchecked[0]} names no resource the allow-list "
                    f"can check; use an action that takes {' or '.join(NAMING_ARGUMENTS)}")
@@ -634,7 +475,7 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         if duration is not None and at_s >= duration:
             v.fail(f"{where}.at_s", f"{at_s:g} s is after the load ends ({duration:g} s)")
         config = dict(v.mapping(f"{where}.configuration", fault.get("configuration")))
-        numeric = _numeric_configuration(_read_experiment(_find(experiment, v.bases)))
+        numeric = numeric_keys(declared)
         for key in config:
             if key not in declared:
                 v.fail(f"{where}.configuration.{key}",
@@ -654,37 +495,30 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         for key, source in FAULT_SLO_KEYS.items():
             if key in declared and key not in config and recovery.get(source) is not None:
                 config[key] = recovery[source]
-        out.append({"name": name, "experiment": experiment, "at_s": at_s,
-                    "configuration": config})
+        out.append(FaultSpec.build(i, name, experiment, path, at_s, config, document, stamp))
     return out
 
 
-def _numeric_configuration(doc: Any) -> dict[str, str]:
-    """Variables the experiment reads as numbers (``env_var_type`` int/float): a string
-    there would break the experiment half-way (e.g. a pause of "abc" after the fault)."""
-    config = doc.get("configuration") if isinstance(doc, dict) else None
-    return {key: entry["env_var_type"] for key, entry in (config or {}).items()
-            if isinstance(entry, dict) and entry.get("env_var_type") in ("int", "float")}
-
-
-def _experiment_configuration(v: _Validator, field: str, experiment: str) -> set[str]:
-    path = _find(experiment, v.bases)
+def _experiment_document(v: _Validator, field: str, experiment: str,
+                         path: Path) -> tuple[dict[str, Any], Any]:
+    """The experiment, parsed once (``read_experiment``), and its file stamp; refused
+    unless it is a Chaos Toolkit experiment (a mapping with a method list)."""
     try:
-        text = path.read_text()
-        doc = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
-    except (OSError, ValueError, yaml.YAMLError) as exc:
+        doc, stamp = faultspec.read_experiment(path)
+    except ExperimentUnreadable as exc:
         v.fail(field, f"{experiment} is not valid {path.suffix[1:].upper()}: {exc}")
     if not isinstance(doc, dict) or not isinstance(doc.get("method"), list):
         v.fail(field, f"{experiment} is not a Chaos Toolkit experiment (no method list)")
-    config = doc.get("configuration") or {}
-    return set(config) if isinstance(config, dict) else set()
+    return doc, stamp
 
 
-def _validate_experiment(v: _Validator, field: str, experiment: str) -> None:
-    from peakready.chaos.validate import ExperimentInvalid, validate_experiment
+def _validate_experiment(v: _Validator, field: str, experiment: str, path: Path,
+                         document: dict[str, Any], stamp: Any) -> None:
+    """``chaos validate`` of the document read above (not the file again)."""
+    from peakready.chaos.validate import ExperimentInvalid, validate_document
 
     try:
-        validate_experiment(_find(experiment, v.bases))
+        validate_document(path, document, stamp)
     except ExperimentInvalid as exc:
         v.fail(field, f"{experiment} does not validate (chaos validate): {exc}")
 

@@ -60,43 +60,24 @@ def load_spec(opts: RunOptions) -> tuple[Any, dict[str, Any]]:
 
 def validate_before_start(plan: Any, spec: dict[str, Any]) -> list[str]:
     """What can be checked without the target: load settings and profile (the host is
-    only known once the target runs, so a placeholder stands in for it here) and every
-    experiment (``chaos validate``; preflight reuses the result)."""
-    from peakready import safety
+    only known once the target runs, so a placeholder stands in for it here), every
+    resource a fault acts on named by the plan (``Plan.unnamed_resources``, the same rule
+    the preflight applies again) and every experiment (``chaos validate``; preflight
+    reuses the result)."""
+    from peakready.chaos import safety
     from peakready.load import resolve as resolve_load
 
     resolve_load(_load_settings(spec, "http://127.0.0.1:9"))
-    unnamed = unnamed_resources(plan)
+    unnamed = plan.unnamed_resources()
     if unnamed:
         raise BadInput(f"{plan.path}: {unnamed[0]}")
     return safety.validate_experiments(plan)
 
 
-def unnamed_resources(plan: Any) -> list[str]:
-    """Faults whose experiment would act on a resource the plan does not name: the
-    experiment's own default (e.g. ``PEAKREADY_ASG``, else ``peakready-web``) would be
-    used, and the allow-list never sees it. Refused before anything starts."""
-    from peakready.plan import FAULT_RESOURCE_KEYS, _bases, _find
-
-    problems = []
-    for i, fault in enumerate(plan.faults):
-        path = _find(fault["experiment"], _bases(plan.path))
-        try:
-            declared = set((json.loads(path.read_text()) or {}).get("configuration") or {})
-        except (OSError, ValueError, AttributeError, TypeError):
-            continue  # plan validation already reported an unreadable experiment
-        for key, kind in FAULT_RESOURCE_KEYS.items():
-            if key in declared and not fault["configuration"].get(key):
-                problems.append(f"faults[{i}].configuration.{key}: fault {fault['name']} acts "
-                                f"on a {kind} the plan does not name; set target.resources."
-                                f"{kind} or this key (the allow-list must see it)")
-    return problems
-
-
 def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:
     """Safety rails against the live account (allow-list, account id, resources) and the
     stop-condition alarms; raises BadInput before anything is injected."""
-    from peakready import safety
+    from peakready.chaos import safety
 
     notes = safety.preflight(plan, target.aws_env) or []
     alarm_names = list(((spec.get("stop_conditions") or {}).get("alarms")) or [])
@@ -192,7 +173,6 @@ class _Signals:
 def execute(opts: RunOptions) -> int:
     """The whole run; returns the exit code (0, 1, 2 via BadInput, 3 aborted, 130)."""
     plan, spec = load_spec(opts)
-    plan_dir = Path(opts.plan_path).resolve().parent.parent
     view = LiveView(file=opts.out, force_plain=opts.plain)
     if opts.dry_run:
         return dry_run(plan, spec, view)
@@ -213,13 +193,13 @@ def execute(opts: RunOptions) -> int:
             if signals.count:
                 view.say("interrupted before the load started: nothing was injected")
                 return EXIT_INTERRUPTED
-            return _run(opts, plan, spec, target, view, plan_dir, state_box, signals)
+            return _run(opts, plan, spec, target, view, state_box, signals)
         finally:
             target.stop()
 
 
 def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view: LiveView,
-         plan_dir: Path, state_box: list, signals: _Signals) -> int:
+         state_box: list, signals: _Signals) -> int:
     from peakready.load import check_host, start_load
     from peakready.load import resolve as resolve_load
 
@@ -246,7 +226,7 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     runfolder.update_run_json(run_dir, load_started_at=state.load_started_at)
     try:
         with view:
-            run_loop(spec, target, state, load, view, plan_dir, expected)
+            run_loop(spec, plan.fault_specs, target, state, load, view, expected)
     except Exception as exc:  # noqa: BLE001 - stop everything, keep and analyse the data
         state.status, state.stop_reason = "failed", f"run loop failed: {type(exc).__name__}: {exc}"
         state.stopped_at = time.time()
@@ -362,7 +342,7 @@ def _analyze(opts: RunOptions, run_dir: Path, state: RunState, view: LiveView) -
 
 def dry_run(plan: Any, spec: dict[str, Any], view: LiveView) -> int:
     """Validate everything, inject nothing, start no load."""
-    from peakready import safety
+    from peakready.chaos import safety
 
     aws_env = None
     if spec["target"]["kind"] == "aws":

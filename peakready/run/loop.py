@@ -8,11 +8,13 @@ nothing but the state and the view.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from peakready import runfolder
+from peakready.chaos.spec import FaultSpec
 from peakready.collect import FaultRecord
 from peakready.run import schedule as sched
 from peakready.run import stop as stops
@@ -63,15 +65,13 @@ def _experiment_env(spec: dict[str, Any], target: Target, run_dir: Path) -> dict
 
 
 def _launch(fault: sched.ScheduledFault, state: RunState, spec: dict[str, Any],
-            target: Target, plan_dir: Path) -> RunningFault:
+            target: Target) -> RunningFault:
+    """``chaos run`` on the experiment file the plan found when it loaded (``fault.path``),
+    with the plan's configuration; the file is not looked up or read here."""
     from peakready.chaos.runner import start_experiment
 
     run_dir = state.run_dir
-    experiment = Path(fault.experiment)
-    if not experiment.is_absolute() and not experiment.exists():
-        # relative to the plan's folder or to the project root above plans/
-        candidates = [plan_dir / "plans" / experiment, plan_dir / experiment]
-        experiment = next((c for c in candidates if c.exists()), experiment)
+    experiment = fault.path or Path(fault.experiment)
     configuration = {"live_status": str((run_dir / runfolder.LIVE_STATUS).resolve()),
                      "aws_region": target.region, **fault.configuration}
     process = start_experiment(
@@ -101,11 +101,12 @@ def _poll_asg(target: Target, state: RunState) -> None:
                                and i.get("HealthStatus") == "Healthy")
 
 
-def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
-             view: LiveView, plan_dir: Path, expected_s: float | None) -> None:
-    """Until the load ends or a stop condition/Ctrl-C: launch due faults, watch guards,
-    refresh the view. Returns with ``state.stop_reason``/``state.status`` set."""
-    schedule = sched.fault_schedule(spec.get("faults") or [])
+def run_loop(spec: dict[str, Any], faults: Sequence[FaultSpec], target: Target,
+             state: RunState, load: Any, view: LiveView, expected_s: float | None) -> None:
+    """Until the load ends or a stop condition/Ctrl-C: launch due ``faults`` (the plan's
+    fault specs), watch guards, refresh the view. Returns with ``state.stop_reason``/
+    ``state.status`` set."""
+    schedule = sched.from_specs(faults)
     stop_cfg = spec.get("stop_conditions") or {}
     err_cfg = stop_cfg.get("error_rate") or {}
     guard = (stops.ErrorRateGuard(float(err_cfg["max"]), float(err_cfg.get("for_s", 0)))
@@ -150,7 +151,7 @@ def run_loop(spec: dict[str, Any], target: Target, state: RunState, load: Any,
         clock_known = state.anchor is not None or now - state.load_started_at > CLOCK_WAIT_S
         for fault in sched.due(schedule, set(state.faults), elapsed) if clock_known else []:
             try:
-                state.faults[fault.name] = _launch(fault, state, spec, target, plan_dir)
+                state.faults[fault.name] = _launch(fault, state, spec, target)
                 view.say(f"fault {fault.name} started at t={elapsed:.0f}s ({fault.experiment})")
             except Exception as exc:  # noqa: BLE001
                 view.say(f"fault {fault.name} could not start: {exc}")

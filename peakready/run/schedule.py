@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from peakready.chaos.spec import FaultSpec
+
 
 @dataclass(frozen=True)
 class ScheduledFault:
@@ -14,6 +16,7 @@ class ScheduledFault:
     experiment: str
     at_s: float
     configuration: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the experiment file the plan found (None: ``experiment``)
 
     @property
     def file_stem(self) -> str:
@@ -32,6 +35,14 @@ def fault_schedule(faults: Iterable[Mapping[str, Any]]) -> list[ScheduledFault]:
         )
         for f in faults
     ]
+    return sorted(out, key=lambda f: (f.at_s, f.name))
+
+
+def from_specs(specs: Iterable[FaultSpec]) -> list[ScheduledFault]:
+    """The plan's faults (``Plan.fault_specs``) sorted by offset, each with the experiment
+    file the plan found when it loaded: the run launches that file, it never looks again."""
+    out = [ScheduledFault(s.name, s.experiment, s.at_s, dict(s.configuration), s.path)
+           for s in specs]
     return sorted(out, key=lambda f: (f.at_s, f.name))
 
 

@@ -14,9 +14,9 @@ import pytest
 import yaml
 from chaos_awsworld import client
 
+from peakready.chaos.safety import dry_run, preflight, violations
 from peakready.errors import BadInput
 from peakready.plan import parse_plan
-from peakready.safety import dry_run, preflight, violations
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "plans" / "sandbox-demo.yaml"

@@ -8,7 +8,9 @@ and every experiment check out. Every refusal is one ``BadInput`` line (exit 2).
   profile and the permissions (describe calls, and an IAM policy simulation of the fault
   actions where the account allows it); injects nothing.
 
-The allow-list decision itself is pure (``violations``); the AWS calls are at the edges.
+The allow-list decision itself is pure (``violations``); which resources a fault acts on
+is ``peakready.chaos.semantics``'s rule, read from the plan's fault specs (re-read only if
+an experiment changed since the plan loaded); the AWS calls are at the edges.
 """
 
 from __future__ import annotations
@@ -193,15 +195,16 @@ def validate_experiments(plan: Plan) -> list[str]:
     import shutil
 
     from peakready.chaos.runner import chaos_executable
-    from peakready.chaos.validate import ExperimentInvalid, validate_experiment
+    from peakready.chaos.validate import ExperimentInvalid, validate_spec
 
     notes = []
     if plan.faults and shutil.which(chaos_executable()) is None:
         raise BadInput(f"{plan.path}: faults: the Chaos Toolkit CLI `chaos` is not installed "
                        "(pip install chaostoolkit)")
-    for i, fault in enumerate(plan.faults):
+    for i, (fault, spec) in enumerate(zip(plan.faults, plan.current().fault_specs,
+                                          strict=True)):
         try:
-            validate_experiment(fault["experiment"])
+            validate_spec(spec)
         except ExperimentInvalid as exc:
             raise BadInput(f"{plan.path}: faults[{i}].experiment: {fault['experiment']} does "
                            f"not validate (chaos validate): {exc}") from None
@@ -214,6 +217,7 @@ def preflight(plan: Plan, aws_env: Mapping[str, str] | None) -> list[str]:
 
     Returns notes for the user; raises BadInput with the first problem.
     """
+    plan = plan.current()  # the experiments as the run will find them
     refuse_unnamed(plan)
     notes = validate_experiments(plan)
     touched = plan.touched_resources()
@@ -320,11 +324,14 @@ def dry_run(plan: Plan, aws_env: Mapping[str, str] | None = None) -> dict[str, A
         "locustfile": f"{load['locustfile']}: found",
         "faults": [f"{f['name']} at {f['at_s']:g} s: {f['experiment']}" for f in plan.faults],
     }
+    plan = plan.current()  # the experiments as the run would find them
     refuse_unnamed(plan)
+    touched = plan.touched_resources()
     report["acts_on"] = [f"{fault}: {kind} {name}" for fault, kind, name
-                         in plan.touched_resources()] or ["no resource (no faults)"]
-    if probe_notes(plan):
-        report["probes"] = probe_notes(plan)
+                         in touched] or ["no resource (no faults)"]
+    probes = probe_notes(plan)
+    if probes:
+        report["probes"] = probes
     report["experiments"] = validate_experiments(plan)
     if plan.kind == "sandbox" and aws_env is None:
         report["account"] = ("sandbox: account, resources and allow-list are checked against "
@@ -332,11 +339,21 @@ def dry_run(plan: Plan, aws_env: Mapping[str, str] | None = None) -> dict[str, A
         return report
     report["preflight"] = preflight(plan, aws_env)
     aws = _Aws(plan, aws_env)
-    descriptions = {}
-    kinds = dict(plan.target["resources"])
-    for kind, name in kinds.items():
-        _tags, descriptions[(kind, name)] = _describe(aws, kind, name)
-    report["resources"] = [f"{kind} {name}: found" for kind, name in kinds.items()]
+    acted_on = {(kind, name) for _fault, kind, name in touched}
+    descriptions: dict[tuple[str, str], dict[str, Any]] = {}
+    report["resources"] = []
+    for kind, name in dict(plan.target["resources"]).items():
+        try:
+            _tags, descriptions[(kind, name)] = _describe(aws, kind, name)
+        except BadInput as exc:
+            if (kind, name) in acted_on:
+                raise
+            # a tier the shop may not run (a default name, e.g. no OpenSearch domain): no
+            # fault acts on it, so it is a note; the checks reading it will say skipped
+            report["resources"].append(f"{kind} {name}: not found, no fault acts on it "
+                                       f"({str(exc).rsplit(': ', 1)[-1]})")
+            continue
+        report["resources"].append(f"{kind} {name}: found")
     alarms = list(plan.target["alarms"]) + list(plan.data["stop_conditions"]["alarms"])
     if alarms:
         try:
@@ -349,6 +366,6 @@ def dry_run(plan: Plan, aws_env: Mapping[str, str] | None = None) -> dict[str, A
             raise BadInput(f"{plan.path}: target.alarms: no such CloudWatch alarm: "
                            f"{', '.join(missing)}")
         report["alarms"] = f"{len(found)} alarm(s) found"
-    report["permissions"] = _simulate(aws, plan.touched_resources(), descriptions)
+    report["permissions"] = _simulate(aws, touched, descriptions)
     return report
 
