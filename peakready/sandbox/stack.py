@@ -102,7 +102,6 @@ class Stack:
         self.pg_dir: Path | None = None
         self.pg: PgCluster | None = None
         self.redis: RedisGroup | None = None
-        self._targets_cache: dict[str, dict] = {}
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self.started_at = 0.0
@@ -234,7 +233,8 @@ class Stack:
             try:
                 callback(event)
             except Exception:  # noqa: BLE001 - a listener must not break the stack
-                pass
+                # as Locust's EventHook does: the stack goes on, the error is not lost
+                log.exception("event listener %r failed on %s %s", callback, source, kind)
 
     def events_since(self, ts: float = 0.0) -> list[dict]:
         with self.lock:
@@ -326,7 +326,6 @@ class Stack:
     def target_health(self) -> dict[str, str]:
         """ALB states by instance id: initial | healthy | unhealthy | draining."""
         targets = self._admin("GET", "/targets")["targets"]
-        self._targets_cache = targets
         return {tid: t["state"] for tid, t in targets.items()}
 
     def targets(self) -> dict[str, dict]:
