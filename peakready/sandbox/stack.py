@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from peakready.sandbox import catalog, procs
+from peakready.sandbox.aws import names
 from peakready.sandbox.ports import PortHold
 from peakready.sandbox.postgres import PgCluster
 from peakready.sandbox.procs import Spawner
@@ -38,13 +39,9 @@ from peakready.sandbox.timing import Timing, as_dict
 log = logging.getLogger(__name__)
 
 RESOURCES = {
-    "autoscaling_group": "peakready-web",
-    "load_balancer": "peakready-alb",
-    "target_group": "peakready-web-tg",
-    "db_cluster": "peakready-db",
-    "db_instances": ["peakready-db-1", "peakready-db-2"],
-    "cache_replication_group": "peakready-sessions",
-    "search_domain": search_config.DOMAIN,
+    **names.RESOURCES,
+    "db_instances": list(names.DB_INSTANCES),
+    "search_domain": names.SEARCH_DOMAIN,
 }
 
 
