@@ -20,12 +20,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from peakready import runfolder
+from peakready import runfolder_schema as schema
 
-SAMPLE_COLUMNS = ["ts", "intended_ts", "name", "method", "status", "ok", "rt_ms", "error", "user",
-                  "attack", "worker"]
-CATEGORICAL = ["name", "method", "error", "user", "attack", "worker"]
-METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
-EVENT_COLUMNS = ["ts", "source", "kind", "resource", "detail"]
+# the columns analysis reads (all of the contract's but `bytes`)
+SAMPLE_COLUMNS = [c for c in schema.SAMPLE_COLUMNS if c != "bytes"]
+CATEGORICAL = schema.SAMPLE_CATEGORICAL
+METRIC_COLUMNS = schema.METRIC_COLUMNS
+EVENT_COLUMNS = schema.EVENT_COLUMNS
 FINISHED = {"completed"}
 
 
@@ -84,6 +85,8 @@ def load_run(run_dir: Path | str) -> Run:
                               required=False)
     metrics = _read_parquet(path / runfolder.METRICS, METRIC_COLUMNS, problems, required=False)
     events = _read_parquet(path / runfolder.EVENTS, EVENT_COLUMNS, problems, required=False)
+    if events is not None:
+        problems.extend(schema.event_drift(events.to_dict("records")))
     metrics = metrics if metrics is not None else _empty(METRIC_COLUMNS)
     events = (events if events is not None else _empty(EVENT_COLUMNS)).sort_values(
         "ts", kind="stable").reset_index(drop=True)
@@ -116,8 +119,13 @@ def read_samples(samples_dir: Path, problems: list[str]) -> pd.DataFrame:
     tables = []
     for shard in shards:
         try:
-            schema = pq.read_schema(shard)
-            cols = [c for c in SAMPLE_COLUMNS if c in schema.names]
+            shard_schema = pq.read_schema(shard)
+            drift = schema.sample_drift(shard_schema, f"samples/{shard.name}")
+            if drift:  # a writer drifted from the contract: say so, never guess
+                problems.extend(drift)
+                if any("missing" in d for d in drift):
+                    continue
+            cols = [c for c in SAMPLE_COLUMNS if c in shard_schema.names]
             tables.append(pq.read_table(shard, columns=cols,
                                         read_dictionary=[c for c in CATEGORICAL if c in cols]))
         except (OSError, pa.ArrowException) as exc:
@@ -198,7 +206,7 @@ def read_orders(orders_dir: Path, problems: list[str]) -> pd.DataFrame:
     for col in ("ts", "user", "worker"):
         if col not in frame:
             frame[col] = None
-    return frame[["order_id", "ts", "user", "worker"]].assign(
+    return frame[schema.ORDER_FIELDS].assign(
         order_id=lambda d: d["order_id"].astype(str))
 
 
@@ -268,6 +276,7 @@ def _read_parquet(path: Path, columns: list[str] | None, problems: list[str],
         return None
     try:
         names = pq.read_schema(path).names
+        problems.extend(schema.missing_columns(path.name, names, columns or []))
         cols = [c for c in columns if c in names] if columns else None
         frame = pq.read_table(path, columns=cols).to_pandas()
     except (OSError, pa.ArrowException) as exc:

@@ -1,6 +1,7 @@
 """Generate run folders with known answers (tests, benchmark, notebook demo).
 
 Not a stand-in for a real run: it writes exactly the files docs/run-folder.md specifies,
+with the shapes declared in ``peakready.runfolder_schema`` (the ones the real writers use),
 from a seeded model whose truth is known (the p95 of a phase, the end of a planted outage,
 a +30% latency shift), so analysis can be checked against that truth.
 """
@@ -20,6 +21,8 @@ import pyarrow.parquet as pq
 import yaml
 
 from peakready import runfolder
+from peakready import runfolder_schema as schema
+from peakready.sandbox.aws import names
 
 T0 = 1_764_000_000.0
 
@@ -150,11 +153,12 @@ def make_samples(spec: Spec) -> pd.DataFrame:
         "error": pd.Categorical.from_codes(error_code, categories=errors),
         "user": pd.Categorical.from_codes(user, categories=[f"user-{i}" for i in
                                                             range(spec.users)]),
+        "attack": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]),
         "worker": pd.Categorical.from_codes(user % 2, categories=["w0", "w1"]),
-    })
+    })[schema.SAMPLE_COLUMNS]
     if spec.logins:
         frame = pd.concat([frame, _logins(spec)], ignore_index=True)
-        for col in ("name", "method", "error", "user", "worker"):
+        for col in schema.SAMPLE_CATEGORICAL:
             frame[col] = frame[col].astype(str).astype("category")
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
 
@@ -163,7 +167,7 @@ def _logins(spec: Spec) -> pd.DataFrame:
     ts = spec.t0 + 0.1 + np.arange(spec.logins) * (0.8 / spec.logins)
     return pd.DataFrame({
         "ts": ts, "intended_ts": ts, "name": "/api/login", "method": "POST", "status": 200,
-        "ok": True, "rt_ms": 30.0, "bytes": 256, "error": "",
+        "ok": True, "rt_ms": 30.0, "bytes": 256, "error": "", "attack": "",
         "user": [f"user-{i}" for i in range(spec.logins)],
         "worker": [f"w{i % 2}" for i in range(spec.logins)]})
 
@@ -172,36 +176,36 @@ def make_events(spec: Spec) -> pd.DataFrame:
     rows: list[tuple[float, str, str, str, dict[str, Any]]] = []
     for i, fault in enumerate(spec.faults):
         journal = f"chaos/{fault.name}.journal.json"
-        rows.append((fault.start_s - 0.3, "chaos", "fault_start", fault.name,
-                     {"experiment": f"experiments/{fault.name}.json", "journal": journal}))
-        rows.append((fault.end_s + 1.0, "chaos", "fault_end", fault.name,
-                     {"experiment": f"experiments/{fault.name}.json", "status": "completed",
-                      "deviated": False, "journal": journal}))
+        detail = {"experiment": f"experiments/{fault.name}.json", "status": "completed",
+                  "deviated": False, "journal": journal}  # as collect: one detail, both rows
+        rows.append((fault.start_s - 0.3, "chaos", "fault_start", fault.name, detail))
+        rows.append((fault.end_s + 1.0, "chaos", "fault_end", fault.name, detail))
         if fault.kind == "instance":
             rows.append((fault.start_s, "autoscaling", "instance_terminate", f"i-{i:04x}dead",
                          {"cause": "chaos"}))
-            rows.append((fault.start_s, "autoscaling", "scaling_activity", "peakready-web",
+            rows.append((fault.start_s, "autoscaling", "scaling_activity", names.ASG,
                          {"activity_id": f"repl-{i}", "cause": "an instance was taken out of "
                           "service in response to an EC2 health check indicating it has been "
-                          "terminated", "status": "Successful"}))
+                          "terminated", "description": "", "status": "Successful",
+                          "start": spec.t0 + fault.start_s, "end": None}))
             rows.append((fault.launch_s if fault.launch_s is not None else fault.end_s,
                          "autoscaling", "instance_launch", f"i-{i:04x}new",
                          {"cause": "replacing unhealthy"}))
         elif fault.kind in ("db", "cache"):
-            resource = "peakready-db" if fault.kind == "db" else "peakready-sessions"
+            resource = names.DB_CLUSTER if fault.kind == "db" else names.CACHE_GROUP
             rows.append((fault.start_s, "rds" if fault.kind == "db" else "elasticache",
                          f"{fault.kind}_failover_start", resource, {"message": "failover started"}))
             rows.append((fault.end_s, "rds" if fault.kind == "db" else "elasticache",
                          f"{fault.kind}_failover_end", resource, {"message": "failover completed"}))
         if fault.detect_s is not None:
             rows.append((fault.start_s + fault.detect_s, "cloudwatch", "alarm_state",
-                         "peakready-web-5xx", {"from": "OK", "to": "ALARM", "reason": "5xx"}))
-            rows.append((fault.end_s + 5.0, "cloudwatch", "alarm_state", "peakready-web-5xx",
+                         names.ALARM_5XX, {"from": "OK", "to": "ALARM", "reason": "5xx"}))
+            rows.append((fault.end_s + 5.0, "cloudwatch", "alarm_state", names.ALARM_5XX,
                          {"from": "ALARM", "to": "OK", "reason": "recovered"}))
     for k, sc in enumerate(spec.scaling):
         rows.append((sc.alarm_s, "cloudwatch", "alarm_state", "peakready-web-scale-out",
                      {"from": "OK", "to": "ALARM", "reason": "RequestCountPerTarget high"}))
-        rows.append((sc.desired_s, "autoscaling", "scaling_activity", "peakready-web",
+        rows.append((sc.desired_s, "autoscaling", "scaling_activity", names.ASG,
                      {"activity_id": f"act-{k}", "cause": "a monitor alarm "
                       "peakready-web-scale-out in state ALARM triggered policy target-tracking "
                       f"changing the desired capacity from {spec.instances} to {sc.to_n}",
@@ -210,7 +214,7 @@ def make_events(spec: Spec) -> pd.DataFrame:
                       "end": spec.t0 + sc.in_service_s}))
         rows.append((sc.in_service_s, "autoscaling", "instance_launch", f"i-scale{k}",
                      {"cause": "scale out"}))
-    frame = pd.DataFrame(rows, columns=["ts", "source", "kind", "resource", "detail"])
+    frame = pd.DataFrame(rows, columns=schema.EVENT_COLUMNS)
     frame["ts"] = frame["ts"].astype(float) + spec.t0
     frame["detail"] = frame["detail"].map(json.dumps)
     return frame.sort_values("ts").reset_index(drop=True)
@@ -231,8 +235,8 @@ def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataF
                     n = n - ((starts + period > f.start_s) & (starts < f.end_s))
         return n
 
-    asg = "AutoScalingGroupName=peakready-web"
-    tg = "LoadBalancer=app/peakready-alb,TargetGroup=targetgroup/peakready-web-tg"
+    asg = f"AutoScalingGroupName={names.ASG}"
+    tg = f"LoadBalancer=app/{names.ALB},TargetGroup=targetgroup/{names.TARGET_GROUP}"
     counts = np.bincount(((samples["ts"] - spec.t0) // period).clip(0, len(starts) - 1)
                          .astype(int), minlength=len(starts)).astype(float)
     parts = [("AWS/AutoScaling", "GroupDesiredCapacity", asg, "Maximum", capacity("desired")),
@@ -244,13 +248,13 @@ def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataF
                             "metric": metric, "dimensions": dims, "stat": stat,
                             "period_s": period, "value": values})
               for ns, metric, dims, stat, values in parts]
-    return pd.concat(frames, ignore_index=True)
+    return pd.concat(frames, ignore_index=True)[schema.METRIC_COLUMNS]
 
 
 def plan_for(spec: Spec) -> dict[str, Any]:
     plan: dict[str, Any] = {
         "name": spec.plan_name,
-        "target": {"kind": "sandbox", "alarms": ["peakready-web-5xx", "peakready-web-scale-out"]},
+        "target": {"kind": "sandbox", "alarms": [names.ALARM_5XX, "peakready-web-scale-out"]},
         "load": {"profile": "synthetic", "duration_s": max(p[0] for p in spec.profile)},
         "faults": [{"name": f.name, "experiment": f"experiments/{f.name}.json", "at_s": f.start_s}
                    for f in spec.faults],
@@ -295,7 +299,8 @@ def write_run(run_dir: Path | str, spec: Spec | None = None) -> Path:
 def write_shards(samples_dir: Path, samples: pd.DataFrame, shard_rows: int) -> None:
     for i, start in enumerate(range(0, max(len(samples), 1), shard_rows)):
         chunk = samples.iloc[start:start + shard_rows]
-        pq.write_table(pa.Table.from_pandas(chunk, preserve_index=False),
+        pq.write_table(pa.Table.from_pandas(chunk, schema=schema.SAMPLE_SCHEMA,
+                                            preserve_index=False),
                        samples_dir / f"w0-{i:05d}.parquet")
 
 
@@ -305,8 +310,9 @@ def _write_orders(run_dir: Path, spec: Spec, samples: pd.DataFrame) -> None:
     orders = placed.assign(order_id=[f"ord-{spec.seed}-{i}" for i in range(len(placed))])
     with (run_dir / runfolder.ORDERS_DIR / "w0.jsonl").open("w") as fh:
         for row in orders.itertuples():
-            fh.write(json.dumps({"order_id": row.order_id, "ts": row.ts, "user": str(row.user),
-                                 "worker": str(row.worker)}) + "\n")
+            order = {"order_id": row.order_id, "ts": row.ts, "user": str(row.user),
+                     "worker": str(row.worker)}
+            fh.write(json.dumps({k: order[k] for k in schema.ORDER_FIELDS}) + "\n")
     if not spec.verify:
         return
     found = np.ones(len(orders), dtype=bool)
@@ -314,7 +320,8 @@ def _write_orders(run_dir: Path, spec: Spec, samples: pd.DataFrame) -> None:
     (run_dir / runfolder.INTEGRITY_DIR).mkdir(exist_ok=True)
     pd.DataFrame({"order_id": orders["order_id"].to_numpy(), "confirmed_ts": orders["ts"].to_numpy(),
                   "found": found, "status": np.where(found, 200, 404),
-                  "checked_ts": spec.t0 + max(p[0] for p in spec.profile) + 2.0}).to_parquet(
+                  "checked_ts": spec.t0 + max(p[0] for p in spec.profile) + 2.0})[
+        schema.INTEGRITY_COLUMNS].to_parquet(
         run_dir / runfolder.INTEGRITY_DIR / "orders.parquet", index=False)
 
 

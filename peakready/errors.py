@@ -10,6 +10,7 @@ EXIT_PASSED = 0
 EXIT_CHECK_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_ABORTED = 3
+EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C; data is kept and analysed
 
 
 class PeakreadyError(Exception):

@@ -37,6 +37,7 @@ from peakready.chaos.spec import (
     numeric_keys,
 )
 from peakready.errors import BadInput
+from peakready.sandbox.aws import names
 
 __all__ = ["PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
 
@@ -65,14 +66,9 @@ FAULT_SLO_KEYS = {"max_p95_ms": "p95_ms", "max_error_rate": "error_rate"}
 PLACEHOLDER = "CHANGE-ME"
 
 DEFAULTS: dict[str, Any] = {
-    "target": {"kind": "sandbox", "region": "eu-central-1", "storefront_url": None,
-               "resources": {"autoscaling_group": "peakready-web",
-                             "load_balancer": "peakready-alb",
-                             "target_group": "peakready-web-tg",
-                             "db_cluster": "peakready-db",
-                             "cache_replication_group": "peakready-sessions",
-                             "web_acl": "peakready-web-acl",
-                             "search_domain": "peakready-search"},
+    "target": {"kind": "sandbox", "region": names.REGION, "storefront_url": None,
+               "resources": {**names.RESOURCES, "web_acl": names.WEB_ACL,
+                             "search_domain": names.SEARCH_DOMAIN},
                "web_acl": None,
                "alarms": [], "allow": {"account_ids": [], "resources": [], "tags": {}}},
     "load": {"locustfile": "scenarios/storefront.py", "user_classes": [],

@@ -3,7 +3,8 @@
 endpoint and a real account; only the ``AwsClients`` differ.
 
 Every source is fetched on its own: one that fails (an API the endpoint lacks, a missing
-permission) becomes a warning in the summary, never a lost collection.
+permission) becomes a ``SourceFailure`` in the summary (and a warning line), never a lost
+collection.
 """
 
 from __future__ import annotations
@@ -18,12 +19,32 @@ from typing import Any
 import pandas as pd
 
 from peakready import runfolder
+from peakready.awslag import AWS_SETTLE_S
 from peakready.collect import events as ev
 from peakready.collect import metrics as mx
 from peakready.collect.clients import AwsClients
 from peakready.collect.faults import FaultRecord, fault_rows
 
-__all__ = ["AwsClients", "CollectSummary", "FaultRecord", "collect_run", "resolve_names"]
+__all__ = ["AWS_SETTLE_S", "AwsClients", "CollectSummary", "FaultRecord", "SourceFailure", "collect_run",
+           "resolve_names"]
+
+
+# events.parquet sources fetched from an AWS API (chaos/peakready rows come from disk)
+FETCHED = frozenset({"autoscaling", "rds", "elasticache", "cloudwatch"})
+
+
+@dataclass(frozen=True)
+class SourceFailure:
+    """One fetch that failed: which run-folder file lacks which source's rows, and why."""
+
+    source: str  # the rows' `source`: autoscaling | rds | elasticache | cloudwatch | chaos
+    file: str  # runfolder.EVENTS or runfolder.METRICS
+    what: str  # the API call, e.g. "rds describe_events peakready-db"
+    error: str
+
+    @property
+    def warning(self) -> str:
+        return f"{self.what}: {self.error}"
 
 
 @dataclass
@@ -34,6 +55,7 @@ class CollectSummary:
     period_s: int = 0
     events_by_kind: dict[str, int] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    failures: list[SourceFailure] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"metrics_rows": self.metrics_rows, "series": self.series,
@@ -41,8 +63,12 @@ class CollectSummary:
                 "events_by_kind": self.events_by_kind, "warnings": self.warnings}
 
 
-def _warn(summary: CollectSummary, what: str, exc: BaseException) -> None:
-    summary.warnings.append(f"{what}: {mx.short_error(exc)}")
+def _fail(summary: CollectSummary, source: str, file: str, what: str,
+          error: BaseException | str) -> None:
+    text = error if isinstance(error, str) else mx.short_error(error)
+    failure = SourceFailure(source, file, what, text)
+    summary.failures.append(failure)
+    summary.warnings.append(failure.warning)
 
 
 def resolve_names(clients: AwsClients, resources: Mapping[str, Any],
@@ -58,14 +84,15 @@ def resolve_names(clients: AwsClients, resources: Mapping[str, Any],
                 if member["DBInstanceIdentifier"] not in db_instances:
                     db_instances.append(member["DBInstanceIdentifier"])
         except Exception as exc:  # noqa: BLE001
-            _warn(summary, f"rds describe_db_clusters {cluster}", exc)
+            _fail(summary, "rds", runfolder.EVENTS, f"rds describe_db_clusters {cluster}", exc)
     group = resources.get("cache_replication_group")
     if group:
         try:
             found = clients("elasticache").describe_replication_groups(ReplicationGroupId=group)
             cache_members = list(found["ReplicationGroups"][0].get("MemberClusters", []))
         except Exception as exc:  # noqa: BLE001
-            _warn(summary, f"elasticache describe_replication_groups {group}", exc)
+            _fail(summary, "elasticache", runfolder.EVENTS,
+                  f"elasticache describe_replication_groups {group}", exc)
     names = {v for k, v in resources.items() if isinstance(v, str) and v}
     names.update(db_instances)
     names.update(cache_members)
@@ -113,10 +140,12 @@ def collect_run(
         found = mx.discover(clients("cloudwatch").list_metrics, names)
         queries = mx.build_queries(found)
         rows, warnings = mx.fetch(clients("cloudwatch").get_metric_data, queries, start, end, period)
-        summary.warnings.extend(warnings)
+        for warning in warnings:  # one query of many: "<namespace> <metric> <stat>: error"
+            what, _, error = warning.partition(": ")
+            _fail(summary, "cloudwatch", runfolder.METRICS, what, error)
         metrics = mx.to_frame(rows, queries, start, end, period)
     except Exception as exc:  # noqa: BLE001
-        _warn(summary, "cloudwatch metrics", exc)
+        _fail(summary, "cloudwatch", runfolder.METRICS, "cloudwatch metrics", exc)
         metrics = mx.empty_frame()
     summary.metrics_rows = len(metrics)
     summary.series = int(metrics[["namespace", "metric", "dimensions", "stat"]]
@@ -124,29 +153,29 @@ def collect_run(
 
     # events
     rows_ev: list[dict] = []
-    sources: list[tuple[str, Callable[[], list[dict]]]] = []
+    sources: list[tuple[str, str, Callable[[], list[dict]]]] = []  # (source, what, fetch)
     if resources.get("autoscaling_group"):
         group = resources["autoscaling_group"]
-        sources.append((f"autoscaling describe_scaling_activities {group}",
+        sources.append(("autoscaling", f"autoscaling describe_scaling_activities {group}",
                         lambda: ev.fetch_scaling(clients("autoscaling"), group, start, end)))
     if resources.get("db_cluster"):
         cluster = resources["db_cluster"]
-        sources.append((f"rds describe_events {cluster}",
+        sources.append(("rds", f"rds describe_events {cluster}",
                         lambda: ev.fetch_rds(clients("rds"), cluster, resolved["db_instances"],
                                              start, end)))
     if resources.get("cache_replication_group"):
         cache = resources["cache_replication_group"]
-        sources.append((f"elasticache describe_events {cache}",
+        sources.append(("elasticache", f"elasticache describe_events {cache}",
                         lambda: ev.fetch_cache(clients("elasticache"), cache,
                                                resolved["cache_members"], start, end)))
-    sources.append(("cloudwatch describe_alarm_history",
+    sources.append(("cloudwatch", "cloudwatch describe_alarm_history",
                     lambda: ev.fetch_alarms(clients("cloudwatch"), start, end,
                                             _alarm_filter(alarms, names))))
-    for what, fetch in sources:
+    for source, what, fetch in sources:
         try:
             rows_ev.extend(fetch())
         except Exception as exc:  # noqa: BLE001
-            _warn(summary, what, exc)
+            _fail(summary, source, runfolder.EVENTS, what, exc)
 
     if faults:
         if read_outcome is None:
@@ -156,7 +185,7 @@ def collect_run(
         try:
             rows_ev.extend(fault_rows(faults, read_outcome))
         except Exception as exc:  # noqa: BLE001
-            _warn(summary, "chaos journals", exc)
+            _fail(summary, "chaos", runfolder.EVENTS, "chaos journals", exc)
     rows_ev.extend(dict(e) for e in extra_events)
     events = ev.to_frame(rows_ev)
     summary.events_rows = len(events)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-EVENT_COLUMNS = ["ts", "source", "kind", "resource", "detail"]
+from peakready.runfolder_schema import EVENT_COLUMNS
 
 _INSTANCE_ACTIVITY = re.compile(r"^(Launching|Terminating)\b.*?\b(i-[0-9A-Za-z]+)")
 _RDS_EVENT_ID = re.compile(r"RDS-EVENT-\d{4}")

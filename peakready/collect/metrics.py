@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-METRIC_COLUMNS = ["ts", "source", "namespace", "metric", "dimensions", "stat", "period_s", "value"]
+from peakready.runfolder_schema import METRIC_COLUMNS
 
 NAMESPACES = ("AWS/ApplicationELB", "AWS/AutoScaling", "AWS/EC2", "AWS/RDS", "AWS/ElastiCache",
               "AWS/WAFV2", "AWS/ES")

@@ -25,27 +25,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    import json
+    from analysis.compare import COMPARE_JSON, compare_runs
+    from peakready.errors import EXIT_CHECK_FAILED, EXIT_PASSED
 
-    from analysis import checks, load_run, regression
-    from analysis.verdict import require_run_folder
-    from peakready.errors import EXIT_CHECK_FAILED, EXIT_PASSED, BadInput
-
-    require_run_folder(args.base, "BASE_RUN")
-    require_run_folder(args.run, "RUN")
-    run = load_run(args.run)
-    cfg = dict(((run.plan.get("checks") or {}).get("regression")) or {})
-    if args.margin is not None:
-        cfg["margin"] = args.margin
-    if args.confidence is not None:
-        cfg["confidence"] = args.confidence
-    errors = checks.validate({"regression": cfg})
-    if errors:
-        raise BadInput(errors[0].replace("checks.regression.", "--"))
-    comparison = regression.compare(load_run(args.base), run, cfg)
-    (args.run / "compare.json").write_text(json.dumps(checks.clean(comparison), indent=2))
+    comparison = compare_runs(args.base, args.run, args.margin, args.confidence)
     if args.json:
-        print(json.dumps(checks.clean(comparison), indent=2))
+        print((args.run / COMPARE_JSON).read_text())
     else:
         print(f"{comparison['verdict'].upper()} vs {comparison['baseline']} "
               f"(margin +{comparison['margin']:.0%}, {comparison['confidence']:.0%} confidence, "

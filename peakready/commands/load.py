@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from peakready import runfolder
-from peakready.load import LoadSettings, check_host, resolve, run_load
+from peakready.load import LoadSettings, load_into_new_folder
 from peakready.load.settings import DEFAULT_LOCUSTFILE, DEFAULT_MAX_USERS
 from peakready.load.summary import format_summary, summarize
 
@@ -43,9 +43,6 @@ def handle(args: argparse.Namespace) -> int:
                             locustfile=args.locustfile, user_classes=list(args.user_classes),
                             workers=args.workers, max_users=args.max_users,
                             extra_args=list(args.locust_arg))
-    resolve(settings)  # all validation first: no folder, no load on bad input
-    check_host(settings.host)
-    run_dir = runfolder.create(args.reports_dir, label=args.label)
-    rc = run_load(settings, run_dir, check=False)  # checked above, before the folder
+    rc, run_dir = load_into_new_folder(settings, args.reports_dir, args.label)
     print(format_summary(summarize(run_dir)))
     return rc

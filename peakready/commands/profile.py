@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from peakready.errors import BadInput
-from peakready.profiles import from_request_counts, load_profile
+from peakready.profiles import load_profile
 
 
 def register(subparsers) -> None:
@@ -38,34 +36,12 @@ def register(subparsers) -> None:
 
 
 def handle_import(args: argparse.Namespace) -> int:
-    import boto3
-    import botocore.exceptions
+    from peakready.load.cwimport import import_profile
 
-    from peakready.load.cwimport import parse_time, request_counts
-
-    start, end = parse_time(args.start, "start"), parse_time(args.end, "end")
-    if end <= start:
-        raise BadInput("--end must be after --start")
-    if args.period <= 0:
-        raise BadInput(f"--period must be a positive number of seconds, got {args.period}")
-    try:
-        client = boto3.client("cloudwatch", region_name=args.region,
-                              endpoint_url=args.endpoint_url)
-        counts = request_counts(client, args.load_balancer, start, end, args.period,
-                                args.target_group)
-    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.NoRegionError,
-            botocore.exceptions.EndpointConnectionError) as exc:
-        raise BadInput(f"CloudWatch: {exc}") from None
-    except botocore.exceptions.ClientError as exc:
-        raise BadInput(f"CloudWatch get_metric_data: {exc.response['Error'].get('Message', exc)}") from None
-    profile = from_request_counts(counts, start, end, args.period)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(f"# imported from AWS/ApplicationELB RequestCount LoadBalancer={args.load_balancer}"
-                   f" {args.start}..{args.end}, period {args.period}s\n")
-    with out.open("a") as fh:
-        profile.points.to_csv(fh, index=False, float_format="%.6g")
-    print(f"{out}: {len(profile.points)} points, {profile.duration_s:g} s, "
+    profile = import_profile(args.load_balancer, args.start, args.end, args.period, args.out,
+                             target_group=args.target_group, region=args.region,
+                             endpoint_url=args.endpoint_url)
+    print(f"{args.out}: {len(profile.points)} points, {profile.duration_s:g} s, "
           f"peak {profile.peak_rps:g} rps, {profile.total_arrivals:.0f} requests")
     return 0
 

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 
 from peakready import runfolder
+from peakready.awslag import AWS_SETTLE_S
+from peakready.errors import EXIT_INTERRUPTED
 
 DEFAULT_PLAN = Path("plans/sandbox-demo.yaml")
 
@@ -17,7 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Replay the plan's campaign traffic, land its faults on schedule while "
         "the load runs, watch stop conditions, collect what the infrastructure did, and "
         "analyse. Exit codes: 0 passed, 1 a check failed, 2 bad input (nothing started), "
-        "3 aborted by a stop condition, 130 interrupted (Ctrl-C; data kept and analysed).",
+        f"3 aborted by a stop condition, {EXIT_INTERRUPTED} interrupted (Ctrl-C; data kept and "
+        "analysed).",
     )
     p.add_argument("plan", nargs="?", type=Path, default=DEFAULT_PLAN,
                    help=f"run plan (YAML); default {DEFAULT_PLAN}")
@@ -32,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="where the run folder is created (default: reports/)")
     p.add_argument("--settle-s", type=float, default=None,
                    help="seconds to wait before collecting metrics (CloudWatch lags 1-3 "
-                   "minutes on AWS; default: one metric period on the sandbox, 120 s on aws)")
+                   f"minutes on AWS; default: one metric period on the sandbox, {AWS_SETTLE_S:g} s "
+                   "on aws)")
     p.add_argument("--plain", action="store_true",
                    help="plain progress lines even on a terminal")
     p.set_defaults(func=handle)
@@ -46,8 +50,6 @@ def handle(args: argparse.Namespace) -> int:
         raise BadInput(f"--settle-s: must be a number of seconds >= 0, got {args.settle_s:g}")
     if args.baseline is not None and not (args.baseline / runfolder.RUN_JSON).exists():
         raise BadInput(f"--baseline: {args.baseline} is not a run folder (no run.json)")
-    from peakready.run.engine import EXIT_INTERRUPTED
-
     try:
         return execute(RunOptions(plan_path=args.plan, target=args.target,
                                   dry_run=args.dry_run, baseline=args.baseline,

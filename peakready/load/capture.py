@@ -14,20 +14,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-SAMPLE_SCHEMA = pa.schema([
-    ("ts", pa.float64()),
-    ("intended_ts", pa.float64()),
-    ("name", pa.string()),
-    ("method", pa.string()),
-    ("status", pa.int64()),
-    ("ok", pa.bool_()),
-    ("rt_ms", pa.float64()),
-    ("bytes", pa.int64()),
-    ("error", pa.string()),
-    ("user", pa.string()),
-    ("attack", pa.string()),  # the attack category of a WAF-test request, "" for shoppers
-    ("worker", pa.string()),
-])
+from peakready.runfolder_schema import ORDER_FIELDS, SAMPLE_SCHEMA
+
+assert SAMPLE_SCHEMA.names[-1] == "worker"
 _FIELDS = SAMPLE_SCHEMA.names[:-1]  # every column but the constant `worker`
 
 
@@ -75,8 +64,8 @@ class OrderLog:
         self.count = 0
 
     def record(self, order_id: str, ts: float, user: str) -> None:
-        line = json.dumps({"order_id": str(order_id), "ts": ts, "user": user,
-                           "worker": self.worker})
+        order = {"order_id": str(order_id), "ts": ts, "user": user, "worker": self.worker}
+        line = json.dumps({k: order[k] for k in ORDER_FIELDS})
         self._fh.write(line + "\n")
         self._fh.flush()
         self.count += 1

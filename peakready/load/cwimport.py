@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 
 from peakready.errors import BadInput
+from peakready.profiles import Profile, from_request_counts
 
 
 def request_counts(cloudwatch, load_balancer: str, start: float, end: float, period_s: int,
@@ -51,3 +53,35 @@ def parse_time(text: str, field: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+def import_profile(load_balancer: str, start_text: str, end_text: str, period_s: int,
+                   out: Path | str, *, target_group: str | None = None,
+                   region: str | None = None, endpoint_url: str | None = None) -> Profile:
+    """``peakready profile import``: RequestCount of a past window (ordinary boto3
+    credential chain) into a profile CSV at ``out``; BadInput names the bad option."""
+    import boto3
+    import botocore.exceptions
+
+    start, end = parse_time(start_text, "start"), parse_time(end_text, "end")
+    if end <= start:
+        raise BadInput("--end must be after --start")
+    if period_s <= 0:
+        raise BadInput(f"--period must be a positive number of seconds, got {period_s}")
+    try:
+        client = boto3.client("cloudwatch", region_name=region, endpoint_url=endpoint_url)
+        counts = request_counts(client, load_balancer, start, end, period_s, target_group)
+    except (botocore.exceptions.NoCredentialsError, botocore.exceptions.NoRegionError,
+            botocore.exceptions.EndpointConnectionError) as exc:
+        raise BadInput(f"CloudWatch: {exc}") from None
+    except botocore.exceptions.ClientError as exc:
+        raise BadInput("CloudWatch get_metric_data: "
+                       f"{exc.response['Error'].get('Message', exc)}") from None
+    profile = from_request_counts(counts, start, end, period_s)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(f"# imported from AWS/ApplicationELB RequestCount LoadBalancer={load_balancer}"
+                   f" {start_text}..{end_text}, period {period_s}s\n")
+    with out.open("a") as fh:
+        profile.points.to_csv(fh, index=False, float_format="%.6g")
+    return profile

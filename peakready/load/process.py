@@ -196,3 +196,13 @@ def run_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) ->
         status = "failed"
     runfolder.update_run_json(run_dir, status=status, ended_at=time.time())
     return 0 if status == "completed" else 1
+
+
+def load_into_new_folder(settings: LoadSettings, reports_dir: Path | str,
+                         label: str = "load") -> tuple[int, Path]:
+    """``peakready load``: validate everything first (no folder, no load on bad input),
+    then create ``reports/<run-id>/`` and run the whole profile into it."""
+    resolve(settings)
+    check_host(settings.host)
+    run_dir = runfolder.create(reports_dir, label=label)
+    return run_load(settings, run_dir, check=False), run_dir  # checked above

@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 
 from peakready import runfolder
+from peakready.runfolder_schema import SAMPLE_COLUMNS
 
 
 def read_samples(run_dir: Path | str) -> pd.DataFrame:
     """All complete shards of a run (temporary files of a shard being written are skipped)."""
     shards = sorted((Path(run_dir) / runfolder.SAMPLES_DIR).glob("*.parquet"))
     if not shards:
-        return pd.DataFrame(columns=["ts", "intended_ts", "name", "method", "status", "ok",
-                                     "rt_ms", "bytes", "error", "user", "worker"])
+        return pd.DataFrame(columns=SAMPLE_COLUMNS)
     return pd.concat((pd.read_parquet(s) for s in shards), ignore_index=True)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from peakready.collect.clients import AwsClients
 from peakready.errors import BadInput
+from peakready.sandbox.aws import names
 
 
 @dataclass
@@ -87,7 +88,7 @@ def open_aws(spec_target: dict[str, Any]) -> Target:
     url = spec_target.get("storefront_url")
     if not url:
         raise BadInput("plan: target.storefront_url: required for an aws target")
-    region = spec_target.get("region") or "eu-central-1"
+    region = spec_target.get("region") or names.REGION
     return Target("aws", region, str(url), dict(spec_target.get("resources") or {}),
                   AwsClients(region), base_period_s=60)
 
@@ -113,7 +114,7 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
             raise BadInput(f"the sandbox did not start: {exc}") from None
         raise
     aws = status.get("aws")
-    region = (aws or {}).get("region") or spec_target.get("region") or "eu-central-1"
+    region = (aws or {}).get("region") or spec_target.get("region") or names.REGION
     resources = dict(spec_target.get("resources") or {})
     for key, value in (status.get("resources") or {}).items():
         resources.setdefault(key, value)

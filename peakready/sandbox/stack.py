@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from peakready.sandbox import catalog, procs
+from peakready.sandbox.aws import names
 from peakready.sandbox.ports import PortHold
 from peakready.sandbox.postgres import PgCluster
 from peakready.sandbox.procs import Spawner
@@ -38,13 +39,9 @@ from peakready.sandbox.timing import Timing, as_dict
 log = logging.getLogger(__name__)
 
 RESOURCES = {
-    "autoscaling_group": "peakready-web",
-    "load_balancer": "peakready-alb",
-    "target_group": "peakready-web-tg",
-    "db_cluster": "peakready-db",
-    "db_instances": ["peakready-db-1", "peakready-db-2"],
-    "cache_replication_group": "peakready-sessions",
-    "search_domain": search_config.DOMAIN,
+    **names.RESOURCES,
+    "db_instances": list(names.DB_INSTANCES),
+    "search_domain": names.SEARCH_DOMAIN,
 }
 
 
@@ -102,7 +99,6 @@ class Stack:
         self.pg_dir: Path | None = None
         self.pg: PgCluster | None = None
         self.redis: RedisGroup | None = None
-        self._targets_cache: dict[str, dict] = {}
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self.started_at = 0.0
@@ -234,7 +230,8 @@ class Stack:
             try:
                 callback(event)
             except Exception:  # noqa: BLE001 - a listener must not break the stack
-                pass
+                # as Locust's EventHook does: the stack goes on, the error is not lost
+                log.exception("event listener %r failed on %s %s", callback, source, kind)
 
     def events_since(self, ts: float = 0.0) -> list[dict]:
         with self.lock:
@@ -326,7 +323,6 @@ class Stack:
     def target_health(self) -> dict[str, str]:
         """ALB states by instance id: initial | healthy | unhealthy | draining."""
         targets = self._admin("GET", "/targets")["targets"]
-        self._targets_cache = targets
         return {tid: t["state"] for tid, t in targets.items()}
 
     def targets(self) -> dict[str, dict]:

@@ -17,8 +17,9 @@ import yaml
 
 from peakready import runfolder
 from peakready.chaos.runner import start_experiment
+from peakready.collect import SourceFailure
 from peakready.collect.events import event, to_frame
-from peakready.commands.collect import failed_sources, merge_events
+from peakready.collect.recollect import failed_sources, merge_events
 
 ROOT = Path(__file__).resolve().parents[2]
 EXPERIMENT = {
@@ -151,8 +152,11 @@ def test_a_source_that_fails_keeps_its_previous_events():
                     event(12, "rds", "db_failover_start", "db")])
     new = to_frame([event(12, "rds", "db_failover_start", "db"),
                     event(13, "rds", "db_failover_end", "db")])
-    failed = failed_sources(["autoscaling describe_scaling_activities web: Throttling",
-                             "cloudwatch metrics: boom"])
+    failed = failed_sources([
+        SourceFailure("autoscaling", runfolder.EVENTS, "autoscaling describe_scaling_activities "
+                      "web", "Throttling"),
+        SourceFailure("cloudwatch", runfolder.METRICS, "cloudwatch metrics", "boom"),
+        SourceFailure("chaos", runfolder.EVENTS, "chaos journals", "torn")])
     assert failed == {"autoscaling"}
     merged = merge_events(new, old, failed)
     assert merged[["ts", "kind"]].values.tolist() == [[10.0, "instance_launch"],

@@ -70,3 +70,8 @@ def test_collect_zero_fills_alb_counts_and_keeps_other_gaps(shop, tmp_path):
     average = metrics.query("metric == 'TargetResponseTime' and stat == 'Average'")
     assert average["value"].round(3).tolist() == [0.05] * 12
     assert any("alarm_history" in w for w in summary.warnings)
+    # ... and named as data, so a re-collection keeps that source's earlier rows
+    failed = {(f.source, f.file) for f in summary.failures}
+    assert failed == {("cloudwatch", "metrics.parquet"), ("cloudwatch", "events.parquet"),
+                      ("elasticache", "events.parquet")}
+    assert [f.warning for f in summary.failures] == summary.warnings

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 from loadkit import wait_for, write_profile
 
-from peakready import runfolder
+from peakready import runfolder, runfolder_schema
 from peakready.load import LoadSettings, read_live, start_load
 from peakready.load.summary import read_samples
 
@@ -35,6 +35,8 @@ def test_two_workers_samples_equal_locust_count_orders_and_sessions(tmp_path, sh
     assert len(samples) == locust_total(run_dir)
     assert len(samples) == 300  # every scheduled arrival, no more, no less
     assert {p.name.split("-")[0] for p in (run_dir / "samples").glob("*.parquet")} == {"w0", "w1"}
+    for shard in (run_dir / "samples").glob("*.parquet"):  # the real writer keeps the contract
+        assert runfolder_schema.sample_drift(pq.read_schema(shard)) == []
 
     lost = samples[samples["error"].str.startswith("session lost")]
     assert len(lost) > 0 and (lost["status"] == 401).all() and (lost["ts"] >= dropped_at - 1).all()

@@ -1,6 +1,7 @@
 """Names, region and dummy credentials of the sandbox's AWS account.
 
-One place, so the bootstrap, the control plane and the tests agree with DESIGN.md.
+One place, so the bootstrap, the control plane, the stack, the plan defaults and the tests
+agree with DESIGN.md. ``REGION`` is also the default region of a plan and of collection.
 """
 
 from __future__ import annotations
@@ -18,6 +19,12 @@ DB_CLUSTER = "peakready-db"
 DB_INSTANCES = ("peakready-db-1", "peakready-db-2")
 CACHE_GROUP = "peakready-sessions"
 SCALING_POLICY = "peakready-web-request-tracking"
+WEB_ACL = "peakready-web-acl"  # associated with the ALB (peakready/waf/defaults.py builds it)
+SEARCH_DOMAIN = "peakready-search"  # the OpenSearch domain (peakready/sandbox/search/config.py)
+
+# resource kind (plan target.resources) -> the sandbox's name
+RESOURCES = {"autoscaling_group": ASG, "load_balancer": ALB, "target_group": TARGET_GROUP,
+             "db_cluster": DB_CLUSTER, "cache_replication_group": CACHE_GROUP}
 
 ALARM_5XX = "peakready-web-5xx"
 ALARM_LATENCY = "peakready-web-latency"
