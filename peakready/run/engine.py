@@ -20,16 +20,16 @@ from typing import IO, Any
 import yaml
 
 from peakready import runfolder
+from peakready.awslag import AWS_SETTLE_S
 from peakready.collect import AwsClients, collect_run
 from peakready.collect.events import event
-from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, BadInput
+from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_INTERRUPTED, BadInput
 from peakready.run import schedule as sched
 from peakready.run import stop as stops
 from peakready.run.loop import RunningFault, RunState, kill_leftovers, run_loop, wind_down
 from peakready.run.target import Target, open_aws, start_sandbox
 from peakready.run.view import LiveView
-
-EXIT_INTERRUPTED = 130  # the shell convention for Ctrl-C; data is kept and analysed
+from peakready.sandbox.aws.names import REGION
 
 
 @dataclass
@@ -294,7 +294,7 @@ def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunS
     settle = opts.settle_s
     if settle is None:
         # the sandbox publishes every period; CloudWatch lags 1-3 minutes behind
-        settle = target.base_period_s + 1.0 if target.kind == "sandbox" else 120.0
+        settle = target.base_period_s + 1.0 if target.kind == "sandbox" else AWS_SETTLE_S
     if settle > 0:
         view.say(f"waiting {settle:.0f} s for the last metrics to be published")
         time.sleep(settle)
@@ -346,7 +346,7 @@ def dry_run(plan: Any, spec: dict[str, Any], view: LiveView) -> int:
 
     aws_env = None
     if spec["target"]["kind"] == "aws":
-        aws_env = AwsClients(spec["target"].get("region") or "eu-central-1").env()
+        aws_env = AwsClients(spec["target"].get("region") or REGION).env()
     report = safety.dry_run(plan, aws_env)
     view.say(f"dry run of {spec.get('name')}: nothing injected, no load")
     if isinstance(report, dict):
