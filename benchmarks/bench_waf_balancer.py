@@ -124,13 +124,16 @@ def main() -> None:
         acl_arn = wafv2.get_web_acl_for_resource(ResourceArn=lb_arn)["WebACL"]["ARN"]
         work = paths(args.requests)
         send(lb["port"], work[:400])  # warm both sides (connections, caches)
-        cpu = {"with": [], "without": []}
+        cpu: dict[str, list[float]] = {"with": [], "without": []}
+        on = True  # the default Web ACL is associated at boot
         for _ in range(args.rounds):
             for mode in ("with", "without"):
-                if mode == "with":
+                # moto appends on every associate (AWS replaces): only toggle
+                if mode == "with" and not on:
                     wafv2.associate_web_acl(WebACLArn=acl_arn, ResourceArn=lb_arn)
-                else:
+                elif mode == "without" and on:
                     wafv2.disassociate_web_acl(ResourceArn=lb_arn)
+                on = mode == "with"
                 wait_waf(lb["admin_port"], mode == "with")
                 c0 = proc_cpu_s(lb["pid"])
                 answered = send(lb["port"], work)
