@@ -63,10 +63,52 @@ def _env() -> jinja2.Environment:
     return env
 
 
+def waf_summary(verdict: dict[str, Any]) -> dict[str, Any] | None:
+    """The WAF section from the ``waf`` check results (so it shows exactly what was
+    judged): attacks blocked/missed per category with the blocking rules, shopper
+    requests falsely blocked with the rule, rate rules vs shoppers. None without a waf
+    check."""
+    checks = [c for c in verdict.get("checks") or [] if c.get("check") == "waf"]
+    if not checks:
+        return None
+    out: dict[str, Any] = {"categories": [], "false_blocks": None, "rate_rules": None,
+                           "skipped": []}
+    for c in checks:
+        ev = c.get("evidence") or {}
+        if c.get("verdict") == "skipped":
+            out["skipped"].append(f"{c['name']}: {c['reason']}")
+        elif "category" in ev:
+            rules = ev.get("blocking_rules") or {}
+            counted = ev.get("counted_by") or {}
+            text = ", ".join(f"{k} ({v})" for k, v in list(rules.items())[:3])
+            if counted:
+                text += ("; " if text else "") + "counted only: " + ", ".join(
+                    f"{k} ({v})" for k, v in list(counted.items())[:2])
+            out["categories"].append({
+                "category": ev["category"], "requests": ev.get("requests"),
+                "blocked": ev.get("blocked"),
+                "missed": (ev.get("requests") or 0) - (ev.get("blocked") or 0),
+                "rate": c.get("measured"), "threshold": c.get("threshold"),
+                "verdict": c["verdict"], "rules": text or "–"})
+        elif c["name"] == "waf false blocks":
+            rules = ev.get("rules") or {}
+            out["false_blocks"] = {
+                "requests": ev.get("requests"), "blocked": ev.get("blocked"),
+                "rate": c.get("measured"), "threshold": c.get("threshold"),
+                "verdict": c["verdict"],
+                "rules": ", ".join(f"{k} ({v})" for k, v in rules.items()) or "–",
+                "endpoints": ", ".join(f"{k} ({v})" for k, v in
+                                       (ev.get("endpoints") or {}).items()) or "–"}
+        else:
+            out["rate_rules"] = {"verdict": c["verdict"], "reason": c["reason"]}
+    return out
+
+
 def html(verdict: dict[str, Any], images: dict[str, bytes]) -> str:
     """One self-contained page: every figure embedded as base64 PNG, no script, no link."""
     encoded = {name: base64.b64encode(data).decode("ascii") for name, data in images.items()}
-    return _env().get_template("report.html.j2").render(v=verdict, images=encoded)
+    return _env().get_template("report.html.j2").render(v=verdict, images=encoded,
+                                                        waf=waf_summary(verdict))
 
 
 def summary_md(verdict: dict[str, Any]) -> str:
@@ -79,7 +121,7 @@ def summary_md(verdict: dict[str, Any]) -> str:
     env.filters.update(fmt=_fmt, pct=_pct, md=_md)
     return env.get_template("summary.md.j2").render(
         v=verdict, rows=rows, hidden=len(ordered) - len(rows), icon=ICONS,
-        failed=[c for c in verdict["checks"] if c["verdict"] == "fail"])
+        waf=waf_summary(verdict), failed=[c for c in verdict["checks"] if c["verdict"] == "fail"])
 
 
 def junit_xml(verdict: dict[str, Any]) -> str:

@@ -85,23 +85,34 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
     records = _in_window(ctx, log) if log is not None else []
     blocks = [r for r in records if r.get("action") == "BLOCK"]
     shopper_blocks = [r for r in blocks if not _tag(r)]
-    out = _attacks(ctx, cfg, blocks)
+    out = _attacks(ctx, cfg, blocks, [r for r in records if r.get("action") != "BLOCK"])
     out += _false_blocks(ctx, cfg, log, shopper_blocks)
     if cfg.get("rate_rules", True):
         out.append(_rate_rules(ctx, log, shopper_blocks))
     return out
 
 
-def _attacks(ctx: Context, cfg: dict, blocks: list[dict]) -> list[CheckResult]:
+def _counted(record: dict) -> list[str]:
+    """The Count-mode rules a request matched (a group in Count mode, a rule overridden to
+    Count), as ``group:rule`` like the blocking rules."""
+    out = [f"{g['ruleGroupId'].split('#')[-1]}:{m['ruleId']}"
+           for g in record.get("ruleGroupList") or []
+           for m in g.get("nonTerminatingMatchingRules") or []]
+    return out + [str(m.get("ruleId")) for m in record.get("nonTerminatingMatchingRules") or []]
+
+
+def _attacks(ctx: Context, cfg: dict, blocks: list[dict], passed: list[dict]
+             ) -> list[CheckResult]:
     attacks = ctx.run.attacks
     if attacks is None or not len(attacks):
         return [CheckResult("waf attacks blocked", "waf", SKIPPED,
                             "no attack requests in the samples (the plan has no load.attacks)")]
     default = float(cfg.get("min_block_rate", 0.99))
     per_cat = cfg.get("categories") or {}
-    by_rule = Counter(_rule(r) for r in blocks if _tag(r))
     out = []
     for cat, part in attacks.groupby(attacks["attack"].astype(str), observed=True):
+        by_rule = Counter(_rule(r) for r in blocks if _tag(r) == cat)
+        counted = Counter(c for r in passed if _tag(r) == cat for c in _counted(r))
         need = float(per_cat.get(cat, default))
         n = len(part)
         blocked = int((part["status"] == 403).sum())
@@ -112,11 +123,15 @@ def _attacks(ctx: Context, cfg: dict, blocks: list[dict]) -> list[CheckResult]:
             f"waf blocks {cat}", "waf", verdict,
             f"{cat}: {blocked}/{n} attack requests blocked = {rate:.1%} "
             f"{'>=' if verdict == PASS else '<'} {need:.1%}"
-            + ("" if verdict == PASS else f"; missed ones answered {missed}"),
+            + ("" if verdict == PASS else f"; missed ones answered {missed}")
+            + ("" if verdict == PASS or not counted else "; only counted by "
+               + ", ".join(f"{k} ({v})" for k, v in counted.most_common(3))
+               + " (Count mode)"),
             measured=rate, threshold=need, comparison=">=", unit="ratio",
             evidence={"category": cat, "requests": n, "blocked": blocked,
                       "missed_statuses": {str(k): int(v) for k, v in missed.items()},
-                      "blocking_rules": dict(by_rule.most_common(8))}))
+                      "blocking_rules": dict(by_rule.most_common(8)),
+                      "counted_by": dict(counted.most_common(8))}))
     return out
 
 

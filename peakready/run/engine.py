@@ -93,6 +93,35 @@ def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:
     return list(notes) if isinstance(notes, list) else []
 
 
+def apply_web_acl(plan: Any, spec: dict[str, Any], target: Target, view: LiveView) -> None:
+    """The plan's ``target.web_acl`` file on the sandbox ALB (``update_web_acl`` through
+    its AWS endpoint), live on the balancer before any load. On AWS the account's own Web
+    ACL is what the run tests: peakready does not rewrite a production WAF."""
+    path = (spec.get("target") or {}).get("web_acl")
+    if not path:
+        return
+    if target.kind != "sandbox":
+        view.say("target.web_acl: applied on the sandbox only; this run tests the account's "
+                 "Web ACL as it is")
+        return
+    from peakready import sandbox
+    from peakready.plan import _bases, _find
+    from peakready.waf import apply
+
+    found = _find(path, _bases(plan.path)) or Path(path)
+    lb = target.resources.get("load_balancer") or "peakready-alb"
+    applied = apply.apply_file(target.clients("wafv2"), target.clients("elbv2"), found, lb)
+    state_dir = target.state_dir
+    live = apply.wait_live(applied["lock_token"], lambda: (
+        sandbox.status(state_dir).get("control_plane") or {}).get("waf") or {})
+    if not live:
+        raise BadInput(f"plan: target.web_acl: {found} was not put on the balancer within "
+                       "15 s (see the sandbox log: AWS would refuse it?)")
+    target.web_acl = applied
+    view.say(f"web ACL {applied['name']}: rules of {found.name} live on the balancer "
+             f"({len(applied['rules'])} rules)")
+
+
 # --- the loop ---------------------------------------------------------------------------------
 
 def _load_settings(spec: dict[str, Any], host: str) -> Any:
@@ -190,6 +219,7 @@ def execute(opts: RunOptions) -> int:
         try:
             for note in preflight(plan, spec, target):
                 view.say(f"preflight: {note}")
+            apply_web_acl(plan, spec, target, view)
             if signals.count:
                 view.say("interrupted before the load started: nothing was injected")
                 return EXIT_INTERRUPTED

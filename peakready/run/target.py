@@ -27,6 +27,7 @@ class Target:
     state_dir: Path | None = None
     base_period_s: int = 60
     notes: list[str] = field(default_factory=list)
+    web_acl: dict[str, Any] | None = None  # the plan's target.web_acl as applied at start
     reaper: subprocess.Popen | None = None  # stops the sandbox if this process is killed
 
     @property
@@ -42,6 +43,8 @@ class Target:
             aws = self.sandbox_status.get("aws") or {}
             out["aws_endpoint_url"] = aws.get("endpoint_url")
             out["account_id"] = aws.get("account_id")
+        if self.web_acl:
+            out["web_acl"] = self.web_acl
         if self.state_dir is not None:
             out["sandbox_state_dir"] = str(self.state_dir)
         return out
