@@ -35,6 +35,7 @@ FAULT_ACTIONS = {
     "db_cluster": ["rds:FailoverDBCluster"],
     "cache_replication_group": ["elasticache:TestFailover"],
     "search_domain": ["es:StartDomainMaintenance"],
+    "web_acl": ["wafv2:GetWebACL", "wafv2:UpdateWebACL"],
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
           "UnauthorizedAccess", "AuthorizationError"}
@@ -162,6 +163,8 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
             domain = aws("opensearch").describe_domain(DomainName=name)["DomainStatus"]
             tags = aws("opensearch").list_tags(ARN=domain["ARN"]).get("TagList", [])
             return {t["Key"]: t["Value"] for t in tags}, domain
+        if kind == "web_acl":
+            return _describe_web_acl(aws, field, name, where)
         if kind == "target_group":
             groups = aws("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
             return {}, groups[0]
@@ -178,6 +181,22 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
     except BotoCoreError as exc:
         raise BadInput(f"{field}: describing {name} failed: {_short(exc)}") from None
     return {}, {}
+
+
+def _describe_web_acl(aws: _Aws, field: str, name: str,
+                      where: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A regional Web ACL by name (WAFv2 has no describe-by-name: list, then tags)."""
+    wafv2, marker = aws("wafv2"), None
+    while True:
+        page = wafv2.list_web_acls(Scope="REGIONAL", **({"NextMarker": marker} if marker else {}))
+        found = next((a for a in page.get("WebACLs", []) if a["Name"] == name), None)
+        if found:
+            tags = wafv2.list_tags_for_resource(ResourceARN=found["ARN"]).get(
+                "TagInfoForResource", {}).get("TagList", [])
+            return {t["Key"]: t["Value"] for t in tags}, found
+        marker = page.get("NextMarker")
+        if not marker or not page.get("WebACLs"):
+            raise BadInput(f"{field}: Web ACL {name} not found {where}")
 
 
 def refuse_unnamed(plan: Plan) -> None:

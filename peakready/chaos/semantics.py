@@ -34,6 +34,7 @@ FAULT_RESOURCE_KEYS = {
     "db_cluster": "db_cluster",
     "replication_group": "cache_replication_group",
     "domain_name": "search_domain",
+    "web_acl_name": "web_acl",
 }
 # Arguments of fault actions (method and rollbacks) that name the resource acted on:
 # peakready.chaos's own actions and chaostoolkit-aws's. What a fault will really touch is
@@ -45,6 +46,7 @@ ACTION_ARGUMENT_KINDS = {
     "replication_group_id": "cache_replication_group",
     "target_db_instance_identifier": "db_instance",
     "domain_name": "search_domain",
+    "web_acl_name": "web_acl",
 }
 # Arguments of probes that name what a steady state reads (read-only, not allow-listed).
 PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
@@ -52,7 +54,7 @@ PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
 # arguments one of which such an action must name (a failover target alone is not enough).
 AWS_ACTION_MODULES = ("chaosaws", "peakready.chaos")
 NAMING_ARGUMENTS = ("asg_name", "asg_names", "db_cluster_identifier", "replication_group_id",
-                    "domain_name")
+                    "domain_name", "web_acl_name")
 
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
 

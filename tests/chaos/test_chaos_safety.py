@@ -296,3 +296,25 @@ def test_an_aws_action_that_selects_by_zone_is_refused(aws, tmp_path):
     with pytest.raises(BadInput, match="names no resource"):
         dry_run(plan)
     assert world_state(aws) == before
+
+
+def test_a_waf_rule_change_fault_is_allow_listed_by_its_web_acl(aws):
+    """The rule-change fault names its Web ACL (web_acl_name): the allow-list sees it, and
+    the preflight finds it by name or says it is missing."""
+    from peakready.chaos.safety import _Aws, _describe
+
+    raw = demo_raw()
+    raw["faults"].append({"name": "waf-change", "experiment": "experiments/waf-rule-change.json",
+                          "at_s": 150})
+    plan = plan_from(raw)
+    assert ("waf-change", "web_acl", "peakready-web-acl") in plan.touched_resources()
+    client(aws, "wafv2").create_web_acl(Name="peakready-web-acl", Scope="REGIONAL",
+                          DefaultAction={"Allow": {}}, Rules=[],
+                          Tags=[{"Key": "team", "Value": "shop"}],
+                          VisibilityConfig={"SampledRequestsEnabled": False,
+                                            "CloudWatchMetricsEnabled": False,
+                                            "MetricName": "acl"})
+    tags, found = _describe(_Aws(plan, aws), "web_acl", "peakready-web-acl")
+    assert tags == {"team": "shop"} and found["Name"] == "peakready-web-acl"
+    with pytest.raises(BadInput, match="target.resources.web_acl: Web ACL other not found"):
+        _describe(_Aws(plan, aws), "web_acl", "other")
