@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, events
@@ -37,7 +37,9 @@ from peakready.load import taskpacing
 from peakready.load.capture import OrderLog, OrderRule, ShardWriter
 from peakready.load.live import LiveStats
 from peakready.load.pacer import Pacer
-from peakready.profiles import Profile, arrival_times, load_profile
+
+if TYPE_CHECKING:  # pandas is imported only when a profile is loaded (not by the check)
+    from peakready.profiles import Profile
 
 log = logging.getLogger("peakready.load")
 
@@ -71,6 +73,7 @@ class _State:
     done: bool = False
     forward: bool = False  # a worker forwards its live rows to the master
     owns_run_dir: bool = False  # started without --run-dir: finalise run.json ourselves
+    peak_users: int = 0
     closed: bool = False  # --closed-model: the file's own pacing, no arrival tokens
     order_rule: OrderRule | None = None
     orders_seen: set = field(default_factory=set)  # record_order and the rule may both see one
@@ -112,6 +115,8 @@ def profile_path(options) -> str:
 
 
 def resolved_profile(options) -> Profile:
+    from peakready.profiles import load_profile
+
     profile = load_profile(profile_path(options))
     profile = profile.scaled(options.traffic_scale).compressed(options.traffic_speed)
     if options.traffic_duration:
@@ -203,6 +208,8 @@ def _on_test_start(environment, **_kw) -> None:
     STATE.shards = ShardWriter(STATE.run_dir / runfolder.SAMPLES_DIR, STATE.worker)
     STATE.orders = OrderLog(STATE.run_dir / runfolder.ORDERS_DIR, STATE.worker)
     if not STATE.closed:
+        from peakready.profiles import arrival_times
+
         STATE.pacer = Pacer(arrival_times(STATE.profile, STATE.index, STATE.count), STATE.t0,
                             grow=lambda n: _grow(runner, n), users=lambda: runner.user_count,
                             max_users=STATE.max_users)
@@ -315,7 +322,14 @@ def _send_live_loop(runner: WorkerRunner) -> None:
         pacer = STATE.pacer
         runner.send_message(MSG_LIVE, {"worker": STATE.worker, "rows": rows,
                                        "cap_hit": bool(pacer and pacer.cap_hit),
-                                       "max_users": pacer.max_seen if pacer else 0})
+                                       "max_users": _max_seen(runner)})
+
+
+def _max_seen(runner) -> int:
+    """Largest pool of this process so far: the pacer's count, or (closed model, no
+    pacer) the user count sampled every second."""
+    STATE.peak_users = max(STATE.peak_users, runner.user_count)
+    return max(STATE.pacer.max_seen if STATE.pacer else 0, STATE.peak_users)
 
 
 def _live_loop(environment) -> None:
@@ -336,7 +350,7 @@ def write_live(environment) -> None:
     else:
         pacer = STATE.pacer
         cap_hit = bool(pacer and pacer.cap_hit)
-        max_seen = pacer.max_seen if pacer else 0
+        max_seen = _max_seen(runner)
         cap = STATE.max_users
     elapsed = now - STATE.t0
     status = {
@@ -376,7 +390,7 @@ def _finish(environment) -> None:
         pacer = STATE.pacer
         environment.runner.send_message(MSG_LIVE, {
             "worker": STATE.worker, "rows": rows, "cap_hit": bool(pacer and pacer.cap_hit),
-            "max_users": pacer.max_seen if pacer else 0})
+            "max_users": _max_seen(environment.runner)})
     STATE.done = True
     if not isinstance(environment.runner, WorkerRunner):
         write_live(environment)
