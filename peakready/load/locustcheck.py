@@ -79,16 +79,22 @@ def check(plugin: str, locustfile: str, locust_args: list[str]) -> dict[str, Any
     except BaseException as exc:  # noqa: BLE001 - whatever the file raises while importing
         raise ValueError(f"does not import: {_import_error(exc, locustfile)}") from None
 
+    from locust import log as locust_log
     from locust.argument_parser import get_parser
 
     err = io.StringIO()
+    locust_log.unhandled_greenlet_exception = False
     try:
         with contextlib.redirect_stderr(err):
-            options = get_parser(default_config_files=[]).parse_args(locust_args)
+            parser = get_parser(default_config_files=[])
+            # Locust logs (and survives) an exception in an init_command_line_parser
+            # listener, e.g. argparse's "conflicting option string": the file's options
+            # would then silently be missing
+            if locust_log.unhandled_greenlet_exception:
+                raise ValueError(f"options clash: {_last_line(err.getvalue())}")
+            options = parser.parse_args(locust_args)
     except SystemExit:  # argparse: "locust: error: unrecognized arguments: --x"
         raise ValueError(f"option error: {_last_line(err.getvalue())}") from None
-    except Exception as exc:  # noqa: BLE001 - argparse.ArgumentError: an option defined twice
-        raise ValueError(f"options clash: {type(exc).__name__}: {exc}") from None
 
     if not users:
         raise ValueError("defines no user class (Locust: \"No User class found!\"; a class "
@@ -109,6 +115,7 @@ def check(plugin: str, locustfile: str, locust_args: list[str]) -> dict[str, Any
 
 
 def main(argv: list[str]) -> int:
+    sys.argv[0] = "locust"  # argparse names the program in its errors: Locust's words
     plugin, locustfile, *rest = argv
     locust_args = rest[1:] if rest[:1] == ["--"] else rest
     out = sys.stdout
