@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -241,10 +242,10 @@ def main() -> None:
             ramp = [(0, peak * 0.1), (10, peak), (20, peak), (30, peak * 0.2)]
             fid, worst = fidelity(run_paced(host, out / "paced.py", ramp, out, "shape")[0])
             print(f"ratio (peakready / bare), median of {len(ratios)}: "
-                  f"{sorted(ratios)[len(ratios) // 2]:.3f}  (goal >= 0.85); per CPU-second: "
-                  f"{sorted(cpu_ratios)[len(cpu_ratios) // 2]:.3f}  (goal >= 0.95)")
+                  f"{statistics.median(ratios):.3f}  (goal >= 0.85); per CPU-second: "
+                  f"{statistics.median(cpu_ratios):.3f}  (goal >= 0.95)")
             print(f"plain HttpUser file open model / bare HttpUser, per CPU-second, median: "
-                  f"{sorted(http_ratios)[len(http_ratios) // 2]:.3f}  (goal >= 0.95)")
+                  f"{statistics.median(http_ratios):.3f}  (goal >= 0.95)")
             print(f"shape fidelity, ramp {ramp[0][1]:.0f}->{peak}->{ramp[-1][1]:.0f} rps over 30 s:"
                   f" {fid * 100:.2f} % of arrivals in their 1-s bin; worst 1-s bin off by "
                   f"{worst:.1f} %")

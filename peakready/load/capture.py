@@ -32,6 +32,10 @@ class ShardWriter:
         self.seq = max((int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"{worker}-*.parquet")),
                        default=0)
         self.written = 0
+        # one conversion now (test start): pyarrow's first conversion initialises its
+        # pandas shim, which took up to a few seconds on a busy machine, and must not block
+        # the gevent loop in the first flush mid-run
+        pa.array([0.0], type=SAMPLE_SCHEMA.field("ts").type)
 
     def add(self, row: tuple) -> None:
         self.rows.append(row)
