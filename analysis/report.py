@@ -19,6 +19,14 @@ TEMPLATES = Path(__file__).parent / "templates"
 ICONS = {"pass": "✅", "fail": "❌", "skipped": "⏭️", "inconclusive": "⚠️", "incomplete": "⚠️",
          "aborted": "🛑", "regression": "❌"}
 SUMMARY_ROWS = 40
+CLOSED_MODEL_NOTE = ("Closed-model load: the locustfile's own pacing with a fixed user pool "
+                     "(--closed-model). Coordinated omission possible: when the storefront "
+                     "slowed, fewer requests were offered; the offered rate is not guaranteed.")
+
+
+def load_model_note(verdict: dict[str, Any]) -> str:
+    """A line for the report when the load was not the open model (empty otherwise)."""
+    return CLOSED_MODEL_NOTE if verdict.get("load_model") == "closed" else ""
 
 
 def _fmt(value: Any) -> str:
@@ -60,6 +68,7 @@ def _env() -> jinja2.Environment:
                              autoescape=jinja2.select_autoescape(["html", "j2"]),
                              undefined=jinja2.ChainableUndefined, trim_blocks=False)
     env.filters.update(fmt=_fmt, pct=_pct, evidence=_evidence, md=_md)
+    env.globals["load_model_note"] = load_model_note
     return env
 
 
@@ -119,6 +128,7 @@ def summary_md(verdict: dict[str, Any]) -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=False,
                              undefined=jinja2.ChainableUndefined)
     env.filters.update(fmt=_fmt, pct=_pct, md=_md)
+    env.globals["load_model_note"] = load_model_note
     return env.get_template("summary.md.j2").render(
         v=verdict, rows=rows, hidden=len(ordered) - len(rows), icon=ICONS,
         waf=waf_summary(verdict), failed=[c for c in verdict["checks"] if c["verdict"] == "fail"])

@@ -117,6 +117,8 @@ def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], tabl
         "t0": run.t0,
         "duration_s": round(run.duration_s, 3),
         "requests": int(len(run.samples)),
+        "load_model": (run.settings or {}).get("load_model") or run.meta.get("load_model")
+        or "open",
         "phase_source": str(ctx.phases["source"].iloc[0]) if len(ctx.phases) else "none",
         "phases": checks_mod.clean(ctx.phases.to_dict("records")),
         "faults": _fault_rows(ctx.faults, results),

@@ -2,11 +2,15 @@
 
 Both drive the same fast local HTTP server (a raw gevent responder pinned to CPU 0), each
 as one Locust process pinned to CPU 1, with the same concurrency (20 users), in one run:
-1. bare: ``FastHttpUser``, ``wait_time = constant(0)``, no listeners: Locust's ceiling.
-2. peakready: ``ArrivalUser`` (pacer + parquet shards + live.json) at a target rate twice
-   what the bare run achieved, user cap 20, so the load path is the bottleneck.
-3. shape fidelity: the same path on a ramp/hold/decay profile within capacity; per-second
-   request *start* rate against the profile's expected arrivals in that second.
+1. bare: ``FastHttpUser``, ``wait_time = constant(0)``, plain ``locust -f`` (no plugin,
+   no listeners): Locust's ceiling.
+2. peakready: ``ArrivalUser`` (plugin + pacer + parquet shards + live.json) at a target
+   rate twice what the bare run achieved, user cap 20, so the load path is the bottleneck.
+3. the same pair for a plain ``HttpUser`` file (requests-based client): bare with
+   ``constant(0)`` vs the team's file as written (``wait_time = between(1, 2)``, no
+   peakready import) run by peakready as an open model (think time -> arrival tokens).
+4. shape fidelity: the ArrivalUser path on a ramp/hold/decay profile within capacity;
+   per-second request *start* rate against the profile's expected arrivals in that second.
 
 Run: ``.venv/bin/python benchmarks/bench_load.py [--seconds 15] [--rounds 1]``.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -51,6 +56,26 @@ from peakready.load.openmodel import ArrivalRateShape, ArrivalUser  # noqa: F401
 
 class Paced(ArrivalUser):
     think_time = 0.0
+
+    @task
+    def hit(self):
+        self.client.get("/health")
+"""
+BARE_HTTP = """
+from locust import HttpUser, constant, task
+
+class BareHttp(HttpUser):
+    wait_time = constant(0)
+
+    @task
+    def hit(self):
+        self.client.get("/health")
+"""
+PLAIN_HTTP = """
+from locust import HttpUser, between, task
+
+class TeamFile(HttpUser):
+    wait_time = between(1, 2)
 
     @task
     def hit(self):
@@ -129,16 +154,17 @@ def steady(history_csv: Path, watch: CpuWatch) -> tuple[float, float]:
 
 
 def run_bare(host: str, locustfile: Path, seconds: int, out: Path) -> tuple[float, float]:
+    prefix = out / f"bare-{locustfile.stem}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
          "--users", str(USERS), "--spawn-rate", str(USERS), "--run-time", f"{seconds}s",
-         "--only-summary", "--csv", str(out / "bare"), "--csv-full-history",
+         "--only-summary", "--csv", str(prefix), "--csv-full-history",
          "--exit-code-on-error", "0"],
         cwd=out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pin(proc.pid, 1)
     watch = CpuWatch(proc.pid)
     proc.wait()
-    return steady(out / "bare_stats_history.csv", watch)
+    return steady(Path(f"{prefix}_stats_history.csv"), watch)
 
 
 def run_paced(host: str, locustfile: Path, rows: list[tuple[float, float]], out: Path,
@@ -182,6 +208,8 @@ def main() -> None:
         out = Path(tmp)
         (out / "bare.py").write_text(BARE)
         (out / "paced.py").write_text(PACED)
+        (out / "bare_http.py").write_text(BARE_HTTP)
+        (out / "plain_http.py").write_text(PLAIN_HTTP)
         port_file = out / "port"
         server = subprocess.Popen([sys.executable, __file__, "--serve", str(port_file)])
         try:
@@ -189,26 +217,35 @@ def main() -> None:
             while not port_file.exists() or not port_file.read_text():
                 time.sleep(0.05)
             host = f"http://127.0.0.1:{port_file.read_text()}"
-            ratios, cpu_ratios = [], []
+            ratios, cpu_ratios, http_ratios = [], [], []
+            pairs = [("ArrivalUser file", "bare.py", "paced.py"),
+                     ("plain HttpUser file, open model", "bare_http.py", "plain_http.py")]
             for rnd in range(args.rounds):
-                bare, bare_eff = run_bare(host, out / "bare.py", args.seconds, out)
-                target = round(bare * 2)
-                paced_dir, watch = run_paced(host, out / "paced.py",
-                                             [(0, target), (args.seconds, target)], out,
-                                             f"max{rnd}")
-                paced, paced_eff = steady(paced_dir / "locust" / "stats_stats_history.csv",
-                                          watch)
-                ratios.append(paced / bare)
-                cpu_ratios.append(paced_eff / bare_eff)
-                print(f"round {rnd + 1}: bare Locust {bare:.0f} req/s ({bare_eff:.0f} per CPU-s),"
-                      f" peakready load path {paced:.0f} req/s ({paced_eff:.0f} per CPU-s); "
-                      f"ratio {paced / bare:.3f} (per CPU-s {paced_eff / bare_eff:.3f})")
+                for label, bare_file, paced_file in pairs:
+                    bare, bare_eff = run_bare(host, out / bare_file, args.seconds, out)
+                    target = round(bare * 2)
+                    paced_dir, watch = run_paced(host, out / paced_file,
+                                                 [(0, target), (args.seconds, target)], out,
+                                                 f"max{rnd}-{Path(paced_file).stem}")
+                    paced, paced_eff = steady(
+                        paced_dir / "locust" / "stats_stats_history.csv", watch)
+                    if paced_file == "paced.py":
+                        ratios.append(paced / bare)
+                        cpu_ratios.append(paced_eff / bare_eff)
+                    else:
+                        http_ratios.append(paced_eff / bare_eff)
+                    print(f"round {rnd + 1}, {label}: bare Locust {bare:.0f} req/s "
+                          f"({bare_eff:.0f} per CPU-s), peakready {paced:.0f} req/s "
+                          f"({paced_eff:.0f} per CPU-s); ratio {paced / bare:.3f} "
+                          f"(per CPU-s {paced_eff / bare_eff:.3f})")
             peak = round(min(bare * 0.5, 1000))
             ramp = [(0, peak * 0.1), (10, peak), (20, peak), (30, peak * 0.2)]
             fid, worst = fidelity(run_paced(host, out / "paced.py", ramp, out, "shape")[0])
             print(f"ratio (peakready / bare), median of {len(ratios)}: "
-                  f"{sorted(ratios)[len(ratios) // 2]:.3f}  (goal >= 0.85); per CPU-second: "
-                  f"{sorted(cpu_ratios)[len(cpu_ratios) // 2]:.3f}")
+                  f"{statistics.median(ratios):.3f}  (goal >= 0.85); per CPU-second: "
+                  f"{statistics.median(cpu_ratios):.3f}  (goal >= 0.95)")
+            print(f"plain HttpUser file open model / bare HttpUser, per CPU-second, median: "
+                  f"{statistics.median(http_ratios):.3f}  (goal >= 0.95)")
             print(f"shape fidelity, ramp {ramp[0][1]:.0f}->{peak}->{ramp[-1][1]:.0f} rps over 30 s:"
                   f" {fid * 100:.2f} % of arrivals in their 1-s bin; worst 1-s bin off by "
                   f"{worst:.1f} %")

@@ -47,7 +47,8 @@ TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
                   "cache_replication_group", "web_acl", "search_domain"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
-             "workers", "max_users", "attacks", "clients", "tricky_shoppers"}
+             "workers", "max_users", "attacks", "clients", "tricky_shoppers", "closed_model",
+             "users", "orders"}
 FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
 
 # Experiment configuration keys naming a resource a fault acts on
@@ -403,6 +404,19 @@ def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
                                                  raw.get("tricky_shoppers", 0.0), 0.0, 1.0)
     except BadInput as exc:
         v.fail("", str(exc))
+    closed = raw.get("closed_model", False)
+    if not isinstance(closed, bool):
+        v.fail("load.closed_model", f"must be true or false, got {closed!r}")
+    out["closed_model"] = closed
+    if raw.get("users") is not None:
+        if not closed:
+            v.fail("load.users", "sets the pool of a closed model: needs closed_model: true")
+        out["users"] = v.integer("load.users", raw["users"])
+    if raw.get("orders") is not None:
+        orders = v.mapping("load.orders", raw["orders"])
+        v.unknown("load.orders", orders, {"request", "field"})
+        out["orders"] = {"request": v.text("load.orders.request", orders.get("request")),
+                         "field": v.text("load.orders.field", orders.get("field", "order_id"))}
     from peakready.profiles import load_profile
 
     try:

@@ -21,7 +21,17 @@ def register(subparsers) -> None:
     p.add_argument("--speed", type=float, default=1.0, help="time compression (10 = 10x faster)")
     p.add_argument("--duration", type=float, default=None, help="stop after S seconds")
     p.add_argument("--locustfile", default=str(DEFAULT_LOCUSTFILE),
-                   help="the shopper journeys (default: %(default)s)")
+                   help="any Locust file; its wait_time pacing becomes arrival tokens "
+                   "(default: %(default)s)")
+    p.add_argument("--closed-model", action="store_true",
+                   help="keep the locustfile's own pacing with a fixed user pool; the run is "
+                   "labelled closed-model (coordinated omission possible)")
+    p.add_argument("--users", type=int, default=None,
+                   help="with --closed-model: the pool size (default: the profile's peak rps)")
+    p.add_argument("--order-request", default="", metavar="NAME",
+                   help="request whose response confirms an order, e.g. 'POST /api/checkout'")
+    p.add_argument("--order-field", default="order_id", metavar="FIELD",
+                   help="JSON field with the order id (dotted for nested; default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="1: one Locust process; N>=2: a master and N workers")
     p.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
@@ -42,7 +52,9 @@ def handle(args: argparse.Namespace) -> int:
                             speed=args.speed, duration_s=args.duration,
                             locustfile=args.locustfile, user_classes=list(args.user_classes),
                             workers=args.workers, max_users=args.max_users,
-                            extra_args=list(args.locust_arg))
+                            extra_args=list(args.locust_arg), closed_model=args.closed_model,
+                            users=args.users, order_request=args.order_request,
+                            order_field=args.order_field)
     rc, run_dir = load_into_new_folder(settings, args.reports_dir, args.label)
     print(format_summary(summarize(run_dir)))
     return rc

@@ -32,6 +32,10 @@ class ShardWriter:
         self.seq = max((int(p.stem.rsplit("-", 1)[1]) for p in self.dir.glob(f"{worker}-*.parquet")),
                        default=0)
         self.written = 0
+        # one conversion now (test start): pyarrow's first conversion initialises its
+        # pandas shim, which took up to a few seconds on a busy machine, and must not block
+        # the gevent loop in the first flush mid-run
+        pa.array([0.0], type=SAMPLE_SCHEMA.field("ts").type)
 
     def add(self, row: tuple) -> None:
         self.rows.append(row)
@@ -73,3 +77,34 @@ class OrderLog:
     def close(self) -> None:
         if not self._fh.closed:
             self._fh.close()
+
+
+class OrderRule:
+    """How a confirmed order looks in a response, for locustfiles that do not call
+    ``record_order``: a request name (optionally ``"POST /api/checkout"``: method and
+    name) and a JSON field (dotted for nested objects, ``order.id``). A successful
+    response of that request whose JSON has a non-empty field is a confirmed order."""
+
+    def __init__(self, request: str, field: str) -> None:
+        method, _, name = request.strip().partition(" ")
+        if name and method.isalpha() and method.isupper():
+            self.method: str | None = method
+            self.name = name.strip()
+        else:
+            self.method, self.name = None, request.strip()
+        self.path = [p for p in field.split(".") if p]
+
+    def order_id(self, method: str, response) -> str | None:
+        if self.method is not None and method.upper() != self.method:
+            return None
+        try:
+            value = response.json()
+        except Exception:  # noqa: BLE001 - no JSON, no confirmed order
+            return None
+        for key in self.path:
+            if not isinstance(value, dict):
+                return None
+            value = value.get(key)
+        if value is None or value == "" or isinstance(value, dict | list):
+            return None
+        return str(value)

@@ -1,10 +1,15 @@
-"""Locust wiring of the open model: import this from a locustfile.
+"""Locust wiring of the open model, loaded into every Locust process peakready starts.
 
-It adds the ``--traffic-*`` options, an ``ArrivalUser`` base class whose users take
-arrival tokens instead of waiting a fixed time, a ``ArrivalRateShape`` that runs for the
+peakready always passes its plugin file (``locustplugin/peakready_plugin.py``, which
+imports this module) next to the user's locustfile, so whatever that file imports, this
+module adds the ``--traffic-*`` options (all through ``events.init_command_line_parser``),
+a per-process arrival scheduler (``Pacer``), an ``ArrivalRateShape`` that runs for the
 profile's duration, the per-process sample/order capture, and ``live.json`` on the
-master (or the single local process). Distributed mode: the master assigns every worker
-its index, the worker count and the common start time t0, and collects the live rows.
+master (or the single local process). User classes written closed (``wait_time``) are
+paced by arrival tokens (``taskpacing``); ``ArrivalUser`` paces itself the same way;
+``--closed-model`` keeps the file's own pacing and labels the run. Distributed mode: the
+master assigns every worker its index, the worker count and the common start time t0,
+and collects the live rows.
 
 Importing this module imports Locust (and so gevent's monkey patching): the engine side
 (`peakready.load`) never imports it, it only starts Locust processes.
@@ -19,19 +24,22 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
-from locust import FastHttpUser, LoadTestShape, events
+from locust import FastHttpUser, LoadTestShape, User, events
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_WAITING
 
 from peakready import runfolder
 from peakready.errors import EXIT_BAD_INPUT, BadInput
-from peakready.load.capture import OrderLog, ShardWriter
+from peakready.load import taskpacing
+from peakready.load.capture import OrderLog, OrderRule, ShardWriter
 from peakready.load.live import LiveStats
 from peakready.load.pacer import Pacer
-from peakready.profiles import Profile, arrival_times, load_profile
+
+if TYPE_CHECKING:  # pandas is imported only when a profile is loaded (not by the check)
+    from peakready.profiles import Profile
 
 log = logging.getLogger("peakready.load")
 
@@ -65,6 +73,10 @@ class _State:
     done: bool = False
     forward: bool = False  # a worker forwards its live rows to the master
     owns_run_dir: bool = False  # started without --run-dir: finalise run.json ourselves
+    peak_users: int = 0
+    closed: bool = False  # --closed-model: the file's own pacing, no arrival tokens
+    order_rule: OrderRule | None = None
+    orders_seen: set = field(default_factory=set)  # record_order and the rule may both see one
 
 
 STATE = _State()
@@ -84,6 +96,18 @@ def _add_arguments(parser) -> None:
     group.add_argument("--run-dir", default="", help="run folder (default: a new one under reports/)")
     group.add_argument("--shard-seconds", type=float, default=2.0,
                        help="seconds between sample shard flushes")
+    group.add_argument("--closed-model", action="store_true", default=False,
+                       help="keep the locustfile's own wait_time pacing (users from --users); "
+                       "the run is labelled closed-model: coordinated omission possible")
+    group.add_argument("--order-request", default="",
+                       help="request name (optionally 'POST /api/checkout') whose response "
+                       "confirms an order")
+    group.add_argument("--order-field", default="order_id",
+                       help="JSON field (dotted for nested) holding the order id")
+
+
+def load_model() -> str:
+    return "closed" if STATE.closed else "open"
 
 
 def profile_path(options) -> str:
@@ -91,6 +115,8 @@ def profile_path(options) -> str:
 
 
 def resolved_profile(options) -> Profile:
+    from peakready.profiles import load_profile
+
     profile = load_profile(profile_path(options))
     profile = profile.scaled(options.traffic_scale).compressed(options.traffic_speed)
     if options.traffic_duration:
@@ -111,6 +137,25 @@ def _on_init(environment, **_kw) -> None:
         raise SystemExit(EXIT_BAD_INPUT) from None
     STATE.max_users = options.max_users
     STATE.shard_s = options.shard_seconds
+    STATE.closed = bool(options.closed_model)
+    if options.order_request:
+        STATE.order_rule = OrderRule(options.order_request, options.order_field)
+    from peakready.load.locustcheck import plugin_problems
+
+    problems = plugin_problems(list(environment.user_classes),
+                               list((environment.available_shape_classes or {}).values()),
+                               STATE.closed)
+    if problems:  # the same line peakready's preflight prints
+        files = [f for f in environment.parsed_locustfiles or []
+                 if Path(f).name != "peakready_plugin.py"]
+        sys.stderr.write(f"peakready: error: locustfile {', '.join(files) or '?'}: "
+                         f"{problems[0]}\n")
+        raise SystemExit(EXIT_BAD_INPUT)
+    if not STATE.closed:
+        taskpacing.install(lambda: STATE.pacer)
+        if getattr(options, "num_users", None):
+            log.warning("--users is ignored in the open model (the profile sets the rate); "
+                        "it sets the user count with --closed-model")
     if options.run_dir:
         STATE.run_dir = Path(options.run_dir)
     elif not isinstance(runner, WorkerRunner):
@@ -162,10 +207,13 @@ def _on_test_start(environment, **_kw) -> None:
     STATE.forward = isinstance(runner, WorkerRunner)
     STATE.shards = ShardWriter(STATE.run_dir / runfolder.SAMPLES_DIR, STATE.worker)
     STATE.orders = OrderLog(STATE.run_dir / runfolder.ORDERS_DIR, STATE.worker)
-    STATE.pacer = Pacer(arrival_times(STATE.profile, STATE.index, STATE.count), STATE.t0,
-                        grow=lambda n: _grow(runner, n), users=lambda: runner.user_count,
-                        max_users=STATE.max_users)
-    STATE.pacer.start()
+    if not STATE.closed:
+        from peakready.profiles import arrival_times
+
+        STATE.pacer = Pacer(arrival_times(STATE.profile, STATE.index, STATE.count), STATE.t0,
+                            grow=lambda n: _grow(runner, n), users=lambda: runner.user_count,
+                            max_users=STATE.max_users)
+        STATE.pacer.start()
     STATE.greenlets.append(gevent.spawn(_flush_loop))
     if isinstance(runner, LocalRunner):
         STATE.greenlets.append(gevent.spawn(_live_loop, environment))
@@ -183,7 +231,8 @@ def _assign_workers(runner: MasterRunner) -> None:
 
 
 def _grow(runner, n: int) -> int:
-    classes = [c for c in runner.user_classes if issubclass(c, ArrivalUser)]
+    """Add n users to the pool (classes by weight; fixed_count classes keep their count)."""
+    classes = [c for c in runner.user_classes if not getattr(c, "fixed_count", 0)]
     if not classes:
         return 0
     host = runner.environment.host
@@ -204,18 +253,47 @@ def _grow(runner, n: int) -> int:
     return len(users)
 
 
+def _current_user():
+    """The Locust user whose greenlet sends this request (Locust spawns each user's
+    greenlet with the user as its first argument), or None."""
+    args = getattr(gevent.getcurrent(), "args", None)
+    return args[0] if args and isinstance(args[0], User) else None
+
+
+def _user_id(user) -> str:
+    uid = user.__dict__.get("_peakready_uid")
+    if uid is None:
+        STATE.user_seq += 1
+        uid = user._peakready_uid = f"{STATE.worker}-u{STATE.user_seq}"
+    return uid
+
+
 def _on_request(request_type, name, response_time, response_length, exception=None,
                 context=None, start_time=None, response=None, **_kw) -> None:
-    if STATE.shards is None:
+    shards = STATE.shards
+    if shards is None:
         return
-    context = context or {}
     ts = start_time if start_time is not None else time.time() - response_time / 1000
-    intended = context.get("intended_ts") or ts
+    if context and "intended_ts" in context:  # ArrivalUser.context()
+        intended = context["intended_ts"] or ts
+        user_id = context.get("user", "")
+    else:
+        user = _current_user()
+        if user is None:
+            intended, user_id = ts, ""
+        else:
+            intended = user.__dict__.pop(taskpacing.INTENDED, None) or ts
+            user_id = _user_id(user)
     status = getattr(response, "status_code", 0) or 0
     ok = exception is None
-    STATE.shards.add((ts, intended, name, request_type, int(status), ok, float(response_time),
-                      int(response_length or 0), "" if ok else str(exception),
-                      context.get("user", ""), context.get("attack", "")))
+    shards.add((ts, intended, name, request_type, int(status), ok, float(response_time),
+                int(response_length or 0), "" if ok else str(exception), user_id,
+                context.get("attack", "") if context else ""))
+    rule = STATE.order_rule
+    if rule is not None and ok and name == rule.name and response is not None:
+        order_id = rule.order_id(request_type, response)
+        if order_id is not None:
+            record_order(order_id, user_id)
     row = (ts + response_time / 1000, float(response_time), ok)
     if STATE.forward:
         STATE.outbox.append(row)
@@ -244,7 +322,14 @@ def _send_live_loop(runner: WorkerRunner) -> None:
         pacer = STATE.pacer
         runner.send_message(MSG_LIVE, {"worker": STATE.worker, "rows": rows,
                                        "cap_hit": bool(pacer and pacer.cap_hit),
-                                       "max_users": pacer.max_seen if pacer else 0})
+                                       "max_users": _max_seen(runner)})
+
+
+def _max_seen(runner) -> int:
+    """Largest pool of this process so far: the pacer's count, or (closed model, no
+    pacer) the user count sampled every second."""
+    STATE.peak_users = max(STATE.peak_users, runner.user_count)
+    return max(STATE.pacer.max_seen if STATE.pacer else 0, STATE.peak_users)
 
 
 def _live_loop(environment) -> None:
@@ -265,12 +350,13 @@ def write_live(environment) -> None:
     else:
         pacer = STATE.pacer
         cap_hit = bool(pacer and pacer.cap_hit)
-        max_seen = pacer.max_seen if pacer else 0
+        max_seen = _max_seen(runner)
         cap = STATE.max_users
     elapsed = now - STATE.t0
     status = {
         "ts": now, "elapsed_s": round(elapsed, 3),
         "target_rps": round(STATE.profile.rate_at(elapsed), 3) if STATE.profile else None,
+        "load_model": load_model(),
         "users": runner.user_count, "user_cap": cap, "user_cap_hit": cap_hit,
         "max_users_seen": max(max_seen, runner.user_count),
         "done": STATE.done, "windows": STATE.live.snapshot(now, elapsed),
@@ -304,7 +390,7 @@ def _finish(environment) -> None:
         pacer = STATE.pacer
         environment.runner.send_message(MSG_LIVE, {
             "worker": STATE.worker, "rows": rows, "cap_hit": bool(pacer and pacer.cap_hit),
-            "max_users": pacer.max_seen if pacer else 0})
+            "max_users": _max_seen(environment.runner)})
     STATE.done = True
     if not isinstance(environment.runner, WorkerRunner):
         write_live(environment)
@@ -315,8 +401,10 @@ def _finish(environment) -> None:
 
 
 def record_order(order_id: str, user: str) -> None:
-    """Called by scenarios for every order the storefront confirmed."""
-    if STATE.orders is not None:
+    """Called by scenarios for every order the storefront confirmed (and by the order
+    rule, ``--order-request``); an order id seen twice in a process is recorded once."""
+    if STATE.orders is not None and order_id not in STATE.orders_seen:
+        STATE.orders_seen.add(order_id)
         STATE.orders.record(order_id, time.time(), user)
 
 
@@ -332,6 +420,7 @@ class ArrivalUser(FastHttpUser):
     abstract = True
     think_time: Any = 0.0
     _paced_spawn = False
+    _peakready_self_paced = True  # taskpacing leaves it alone: it takes its own tokens
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -370,6 +459,7 @@ class ArrivalRateShape(LoadTestShape):
     """
 
     abstract = False
+    use_common_options = True  # --users sets the pool with --closed-model (read below)
 
     def tick(self):
         profile = STATE.profile
@@ -379,9 +469,21 @@ class ArrivalRateShape(LoadTestShape):
         elapsed = time.time() - STATE.t0 if STATE.t0 is not None else self.get_run_time()
         if elapsed > profile.duration_s + 0.5:
             return None
+        if STATE.closed:
+            return closed_pool(self.runner.environment.parsed_options, profile)
         initial = max(1, min(STATE.max_users, math.ceil(profile.rate_at(0) * 0.2)))
         workers = int(getattr(self.runner.environment.parsed_options, "expect_workers", 1) or 1)
         if isinstance(self.runner, MasterRunner):
             initial = max(initial, workers)
         return initial, float(initial)
 
+
+
+def closed_pool(options, profile: Profile) -> tuple[int, float]:
+    """``--closed-model``: a fixed pool for the profile's duration, ``--users`` (default:
+    one user per request per second of the profile's peak, capped at ``--max-users``),
+    all spawned at once."""
+    users = getattr(options, "num_users", None) or max(1, math.ceil(profile.peak_rps))
+    users = min(int(users), STATE.max_users * max(1, int(getattr(options, "expect_workers", 1)
+                                                         or 1)))
+    return users, float(users)

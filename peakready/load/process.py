@@ -20,7 +20,7 @@ from pathlib import Path
 import yaml
 
 from peakready import runfolder
-from peakready.load.settings import LoadSettings, check_host, resolve
+from peakready.load.settings import PLUGIN_FILE, LoadSettings, check_host, check_locustfile, resolve
 
 PROFILE_CSV = "profile.csv"
 SETTINGS_JSON = "settings.json"
@@ -103,6 +103,8 @@ class LoadHandle:
         live = read_live(self.run_dir)
         runfolder.update_run_json(self.run_dir, load={
             "exit_code": rc,
+            "model": live.get("load_model") or runfolder.read_run_json(self.run_dir).get(
+                "load_model"),
             "user_cap": live.get("user_cap"),
             "user_cap_hit": bool(live.get("user_cap_hit", False)),
             "max_users_seen": live.get("max_users_seen"),
@@ -122,10 +124,12 @@ def free_port() -> int:
 
 def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) -> LoadHandle:
     """Validate, write the resolved settings into the run folder, start Locust; returns at
-    once. Raises BadInput (and starts nothing) on a bad profile, setting or host."""
+    once. Raises BadInput (and starts nothing) on a bad profile, setting, locustfile or
+    host; ``check=False`` when the caller has checked the locustfile and host already."""
     run_dir = Path(run_dir).resolve()
     profile = resolve(settings)
     if check:
+        check_locustfile(settings)
         check_host(settings.host)
     for sub in (runfolder.SAMPLES_DIR, runfolder.ORDERS_DIR, runfolder.LOCUST_DIR,
                 runfolder.LOGS_DIR):
@@ -137,12 +141,14 @@ def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) 
     runfolder.write_json_atomic(run_dir / SETTINGS_JSON, resolved)
     (run_dir / runfolder.PLAN_YAML).write_text(yaml.safe_dump({"load": settings.to_json()},
                                                                sort_keys=False))
-    runfolder.update_run_json(run_dir, host=settings.host, load_settings=SETTINGS_JSON)
+    runfolder.update_run_json(run_dir, host=settings.host, load_settings=SETTINGS_JSON,
+                              load_model=settings.load_model)
 
-    common = [sys.executable, "-m", "locust", "-f", str(Path(settings.locustfile).resolve()),
+    # peakready's plugin first: its options, capture and scheduler exist whatever the file
+    files = f"{PLUGIN_FILE},{Path(settings.locustfile).resolve()}"
+    common = [sys.executable, "-m", "locust", "-f", files,
               "--traffic-profile", str(run_dir / PROFILE_CSV), "--run-dir", str(run_dir),
-              "--max-users", str(settings.max_users),
-              "--shard-seconds", str(settings.shard_seconds), *settings.extra_args]
+              *settings.locust_args(), *settings.extra_args]
     env = {**os.environ, **settings.extra_env, "PYTHONUNBUFFERED": "1"}
     logs = run_dir / runfolder.LOGS_DIR
     report = ["--headless", "--host", settings.host, "--only-summary",
@@ -203,6 +209,7 @@ def load_into_new_folder(settings: LoadSettings, reports_dir: Path | str,
     """``peakready load``: validate everything first (no folder, no load on bad input),
     then create ``reports/<run-id>/`` and run the whole profile into it."""
     resolve(settings)
+    check_locustfile(settings)
     check_host(settings.host)
     run_dir = runfolder.create(reports_dir, label=label)
     return run_load(settings, run_dir, check=False), run_dir  # checked above

@@ -16,6 +16,8 @@ from peakready.profiles import Profile, load_profile
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_LOCUSTFILE = REPO_ROOT / "scenarios" / "storefront.py"
+# loaded into every Locust process next to the user's locustfile (-f plugin,locustfile)
+PLUGIN_FILE = Path(__file__).resolve().parent / "locustplugin" / "peakready_plugin.py"
 DEFAULT_MAX_USERS = 2000
 
 
@@ -29,6 +31,12 @@ class LoadSettings:
     ``--shopper-mix normal``); ``extra_env`` is added to their environment. ``drain_s``:
     at the end of the profile, requests in flight get this long to complete (Locust's
     ``--stop-timeout``) so the last seconds of a slow run are recorded too.
+
+    ``closed_model``: keep the locustfile's own ``wait_time`` pacing with a fixed pool of
+    ``users`` (default: one per request per second of the profile's peak) instead of
+    arrival tokens; the run is labelled closed-model everywhere. ``order_request`` /
+    ``order_field``: how a confirmed order shows in a response (request name, optionally
+    ``"POST name"``, and a JSON field), for locustfiles that do not call ``record_order``.
     """
 
     host: str
@@ -45,11 +53,32 @@ class LoadSettings:
     shard_seconds: float = 2.0
     drain_s: float = 10.0
     grace_s: float = 10.0
+    closed_model: bool = False
+    users: int | None = None
+    order_request: str = ""
+    order_field: str = "order_id"
+
+    @property
+    def load_model(self) -> str:
+        return "closed" if self.closed_model else "open"
+
+    def locust_args(self) -> list[str]:
+        """The peakready options every Locust process gets besides the profile and the
+        run folder (which each host resolves for itself)."""
+        args = ["--max-users", str(self.max_users), "--shard-seconds", f"{self.shard_seconds:g}"]
+        if self.closed_model:
+            args.append("--closed-model")
+            if self.users is not None:
+                args += ["--users", str(self.users)]
+        if self.order_request:
+            args += ["--order-request", self.order_request, "--order-field", self.order_field]
+        return args
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["profile"] = str(self.profile)
         data["locustfile"] = str(self.locustfile)
+        data["load_model"] = self.load_model
         return data
 
 
@@ -68,10 +97,27 @@ def resolve(settings: LoadSettings) -> Profile:
         raise BadInput(f"--max-users must be an integer >= 1, got {settings.max_users!r}")
     if not Path(settings.locustfile).is_file():
         raise BadInput(f"locustfile {settings.locustfile}: file not found")
+    if settings.users is not None and (not isinstance(settings.users, int) or settings.users < 1):
+        raise BadInput(f"--users must be an integer >= 1, got {settings.users!r}")
+    if settings.users is not None and not settings.closed_model:
+        raise BadInput("--users sets the pool of a closed model: it needs --closed-model "
+                       "(the open model's pool follows the arrival rate)")
+    if settings.order_request and not settings.order_field.strip(".").strip():
+        raise BadInput("--order-field must name a JSON field, e.g. order_id")
     profile = load_profile(settings.profile).scaled(settings.scale).compressed(settings.speed)
     if settings.duration_s is not None:
         profile = profile.truncated(settings.duration_s)
     return profile
+
+
+def check_locustfile(settings: LoadSettings) -> dict[str, Any]:
+    """Import the locustfile with Locust next to peakready's plugin and parse the options
+    the load processes will get (in a child process); BadInput with Locust's own error
+    text if it cannot run. Returns the user classes that will run."""
+    from peakready.load.preflight import check_locustfile as run_check
+
+    args = [*settings.locust_args(), *settings.extra_args, *settings.user_classes]
+    return run_check(PLUGIN_FILE, settings.locustfile, args, env=settings.extra_env)
 
 
 def _check_url(url: str) -> None:

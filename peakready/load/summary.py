@@ -35,6 +35,7 @@ def summarize(run_dir: Path | str) -> dict:
            "requests": len(samples), "orders": count_orders(run_dir),
            "target_requests": settings.get("total_arrivals"),
            "workers": sorted(samples["worker"].unique().tolist()) if len(samples) else [],
+           "load_model": settings.get("load_model") or run.get("load_model") or "open",
            "user_cap_hit": (run.get("load") or {}).get("user_cap_hit"),
            "max_users_seen": (run.get("load") or {}).get("max_users_seen")}
     if len(samples):
@@ -48,7 +49,25 @@ def summarize(run_dir: Path | str) -> dict:
             "p99_ms": round(samples["rt_ms"].quantile(0.99), 1),
             "max_start_lag_ms": round(lag.max() * 1000, 1),
         })
+    if out["status"] != "completed":
+        out["locust_error"] = locust_error(run_dir)
     return out
+
+
+CLOSED_NOTE = ("CLOSED-MODEL: the locustfile's own pacing with a fixed user pool; coordinated "
+               "omission possible, offered rate not guaranteed")
+
+
+def locust_error(run_dir: Path | str) -> str:
+    """The last error line Locust wrote (its own words), so a failed start is explained on
+    the terminal and not only in ``logs/``."""
+    for out in sorted((Path(run_dir) / runfolder.LOGS_DIR).glob("locust*.out")):
+        lines = [line.strip() for line in out.read_text(errors="replace").splitlines()]
+        errors = [line for line in lines if line and ("error" in line.lower()
+                                                      or line.startswith("Traceback"))]
+        if errors:
+            return f"{out.name}: {errors[-1][:300]}"
+    return ""
 
 
 def format_summary(s: dict) -> str:
@@ -61,4 +80,8 @@ def format_summary(s: dict) -> str:
                   f"max start lag {s['max_start_lag_ms']} ms"]
     cap = "HIT: arrivals queued, see intended_ts" if s.get("user_cap_hit") else "not hit"
     lines.append(f"users        max {s.get('max_users_seen')}; user cap {cap}")
+    lines.append("model        " + (CLOSED_NOTE if s.get("load_model") == "closed"
+                                    else "open (arrivals follow the profile)"))
+    if s.get("locust_error"):
+        lines.append(f"locust       {s['locust_error']}")
     return "\n".join(lines)

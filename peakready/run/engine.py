@@ -66,8 +66,11 @@ def validate_before_start(plan: Any, spec: dict[str, Any]) -> list[str]:
     reuses the result)."""
     from peakready.chaos import safety
     from peakready.load import resolve as resolve_load
+    from peakready.load.settings import check_locustfile
 
-    resolve_load(_load_settings(spec, "http://127.0.0.1:9"))
+    settings = _load_settings(spec, "http://127.0.0.1:9")
+    resolve_load(settings)
+    check_locustfile(settings)  # imports it with Locust: a broken file is exit 2 here
     unnamed = plan.unnamed_resources()
     if unnamed:
         raise BadInput(f"{plan.path}: {unnamed[0]}")
@@ -141,6 +144,10 @@ def _load_settings(spec: dict[str, Any], host: str) -> Any:
         "user_classes": load.get("user_classes") or [],
         "workers": load.get("workers", 1),
         "max_users": load.get("max_users"),
+        "closed_model": load.get("closed_model"),
+        "users": load.get("users"),
+        "order_request": (load.get("orders") or {}).get("request"),
+        "order_field": (load.get("orders") or {}).get("field"),
     }
     if load.get("attacks") or load.get("tricky_shoppers"):  # the WAF mix (docs/waf.md)
         from peakready.waf import loadmix
@@ -244,7 +251,7 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     view.say(f"run folder {run_dir}")
 
     try:
-        load = start_load(settings, run_dir)
+        load = start_load(settings, run_dir, check=False)  # locustfile and host checked above
     except BaseException as exc:
         runfolder.update_run_json(run_dir, status="failed", ended_at=time.time(),
                                   abort_reason=f"the load did not start: {exc}")

@@ -31,6 +31,7 @@ class Snapshot:
     next_fault: tuple[str, float] | None = None
     guard: str = ""
     note: str = ""
+    load_model: str = "open"  # "closed": the locustfile's own pacing (--closed-model)
 
 
 def _num(value: float | None, fmt: str, unit: str = "") -> str:
@@ -47,6 +48,7 @@ def snapshot_from_live(live: dict[str, Any] | None, **fields: Any) -> Snapshot:
         snap.p95_ms = window.get("p95_ms")
         snap.error_rate = window.get("error_rate")
         snap.users = live.get("users")
+        snap.load_model = live.get("load_model") or snap.load_model
     return snap
 
 
@@ -64,6 +66,8 @@ def line(s: Snapshot) -> str:
         f"faults={','.join(s.running_faults) or '-'}",
         f"next={nxt}",
     ]
+    if s.load_model == "closed":
+        parts.append("load=CLOSED-MODEL(rate-not-guaranteed)")
     if s.guard:
         parts.append(f"guard={s.guard}")
     return " ".join(parts)
@@ -83,6 +87,9 @@ def table(s: Snapshot, title: str = "peakready run") -> Table:
     style = "red" if (s.error_rate or 0) > 0.02 else "green"
     t.add_row("error rate (10 s)", f"[{style}]{_num(err, '.2f', ' %')}[/{style}]")
     t.add_row("users", _num(s.users, "d"))
+    if s.load_model == "closed":
+        t.add_row("load model", "[yellow]CLOSED-MODEL: coordinated omission possible, "
+                  "offered rate not guaranteed[/yellow]")
     t.add_row("in service / desired", f"{_num(s.in_service, 'd')} / {_num(s.desired, 'd')}")
     t.add_row("faults running", ", ".join(s.running_faults) or "-")
     t.add_row("next fault", f"{s.next_fault[0]} in {s.next_fault[1]:.0f} s" if s.next_fault else "-")

@@ -1,9 +1,8 @@
 """A closed-model Locust user (fixed users, think time), for comparison with the open
-model in test_load_open_model. It records samples through peakready's capture too."""
+model in test_load_open_model (run with closed_model=True; peakready's plugin, loaded next
+to it, records its samples)."""
 
 from locust import FastHttpUser, constant, task
-
-import peakready.load.openmodel  # noqa: F401  (sample capture and live.json; no shape)
 
 
 class ClosedShopper(FastHttpUser):

@@ -1,6 +1,6 @@
 """The open model holds the arrival rate when the storefront slows down; a closed model
-(fixed users) collapses. Both run at once against their own storefront whose latency
-jumps from 5 ms to 2 s after 10 s."""
+(fixed users, run with --closed-model) collapses. Both run at once against their own
+storefront whose latency jumps from 5 ms to 2 s after 10 s."""
 
 import pandas as pd
 import pytest
@@ -33,8 +33,7 @@ def test_open_model_holds_rate_through_latency_jump_closed_model_collapses(
         open_dir))
     handles.append(start_load(LoadSettings(
         host=closed_shop.url, profile=profile, locustfile=HERE / "closed_locustfile.py",
-        extra_args=["--users", "20", "--spawn-rate", "20", "--run-time", f"{DURATION:g}s"],
-        drain_s=5), closed_dir))
+        closed_model=True, users=20, drain_s=5), closed_dir))
 
     for run_dir, shop in ((open_dir, open_shop), (closed_dir, closed_shop)):
         wait_for(lambda d=run_dir: read_live(d).get("elapsed_s", 0) >= JUMP_AT, timeout=60)
