@@ -23,7 +23,8 @@ from peakready import runfolder
 from peakready import runfolder_schema as schema
 
 # the columns analysis reads (all of the contract's but `bytes`)
-SAMPLE_COLUMNS = [c for c in schema.SAMPLE_COLUMNS if c != "bytes"]
+SAMPLE_COLUMNS = [c for c in schema.SAMPLE_COLUMNS if c not in ("bytes", "request_id")]
+# request_id (unique per row) is read only by the log_pipeline check, on its own
 CATEGORICAL = schema.SAMPLE_CATEGORICAL
 METRIC_COLUMNS = schema.METRIC_COLUMNS
 EVENT_COLUMNS = schema.EVENT_COLUMNS

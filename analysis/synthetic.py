@@ -154,6 +154,7 @@ def make_samples(spec: Spec) -> pd.DataFrame:
         "user": pd.Categorical.from_codes(user, categories=[f"user-{i}" for i in
                                                             range(spec.users)]),
         "attack": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]),
+        "request_id": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]),
         "worker": pd.Categorical.from_codes(user % 2, categories=["w0", "w1"]),
     })[schema.SAMPLE_COLUMNS]
     if spec.logins:
@@ -167,7 +168,7 @@ def _logins(spec: Spec) -> pd.DataFrame:
     ts = spec.t0 + 0.1 + np.arange(spec.logins) * (0.8 / spec.logins)
     return pd.DataFrame({
         "ts": ts, "intended_ts": ts, "name": "/api/login", "method": "POST", "status": 200,
-        "ok": True, "rt_ms": 30.0, "bytes": 256, "error": "", "attack": "",
+        "ok": True, "rt_ms": 30.0, "bytes": 256, "error": "", "attack": "", "request_id": "",
         "user": [f"user-{i}" for i in range(spec.logins)],
         "worker": [f"w{i % 2}" for i in range(spec.logins)]})
 

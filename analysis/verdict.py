@@ -82,6 +82,10 @@ def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
             f"{fault.source})", marks=marks)
     if comparison is not None and any(i["ci_low"] is not None for i in comparison["items"]):
         images["figures/regression.png"] = figures.regression_chart(comparison)
+    for r in results:  # figures a check kind drew itself (log_pipeline's api-logs.png)
+        name = r.get("figure")
+        if name and name not in images and (Path(run.run_dir) / name).is_file():
+            images[name] = (Path(run.run_dir) / name).read_bytes()
     return images
 
 

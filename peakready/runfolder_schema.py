@@ -28,6 +28,7 @@ SAMPLE_SCHEMA = pa.schema([
     ("error", pa.string()),  # empty when ok; "session lost" prefix on a 401
     ("user", pa.string()),
     ("attack", pa.string()),  # the attack category of a WAF-test request, "" for shoppers
+    ("request_id", pa.string()),  # the X-Request-Id the load sent (the API-log pipeline's key)
     ("worker", pa.string()),
 ])
 SAMPLE_COLUMNS = list(SAMPLE_SCHEMA.names)

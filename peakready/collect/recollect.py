@@ -309,6 +309,10 @@ def recollect(run_dir: Path, after_s: float | None = None, sandbox_state: Path |
     if keep_metrics:
         out.update(metrics_rows=len(old_metrics), series=int(
             old_metrics[["namespace", "metric", "dimensions", "stat"]].drop_duplicates().shape[0]))
+    from peakready.collect import apilogs  # the API logs again: the pipeline may have lagged
+
+    apilogs.collect_planned(run_dir, clients, plan, window.start, window.end, int(base_period),
+                            window.kind == "sandbox")
     previous = run.get("collect")
     fields: dict[str, Any] = {"collect": out}
     if previous:

@@ -22,6 +22,7 @@ import math
 import random
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ from peakready.load.pacer import Pacer
 if TYPE_CHECKING:  # pandas is imported only when a profile is loaded (not by the check)
     from peakready.profiles import Profile
 
+REQUEST_ID_HEADER = "X-Request-Id"
 log = logging.getLogger("peakready.load")
 
 MSG_ASSIGN = "peakready_assign"
@@ -288,7 +290,8 @@ def _on_request(request_type, name, response_time, response_length, exception=No
     ok = exception is None
     shards.add((ts, intended, name, request_type, int(status), ok, float(response_time),
                 int(response_length or 0), "" if ok else str(exception), user_id,
-                context.get("attack", "") if context else ""))
+                context.get("attack", "") if context else "",
+                context.get("request_id", "") if context else ""))
     rule = STATE.order_rule
     if rule is not None and ok and name == rule.name and response is not None:
         order_id = rule.order_id(request_type, response)
@@ -408,6 +411,18 @@ def record_order(order_id: str, user: str) -> None:
         STATE.orders.record(order_id, time.time(), user)
 
 
+def with_request_id(request: Any) -> Any:
+    """Wrap a Locust session's ``request`` so every request carries a fresh
+    ``X-Request-Id`` (the key the API-log pipeline is checked by) and its sample row the
+    same ``request_id``; a caller's own header is kept."""
+    def send(method, url, headers=None, context=None, **kwargs):
+        headers = dict(headers or {})
+        rid = headers.setdefault(REQUEST_ID_HEADER, uuid.uuid4().hex)
+        return request(method, url, headers=headers,
+                       context={**(context or {}), "request_id": rid}, **kwargs)
+    return send
+
+
 class ArrivalUser(FastHttpUser):
     """A shopper driven by arrival tokens: one task = one scheduled request.
 
@@ -427,6 +442,7 @@ class ArrivalUser(FastHttpUser):
         STATE.user_seq += 1
         self.user_id = f"{STATE.worker}-u{STATE.user_seq}"
         self._intended_ts: float | None = None
+        self.client.request = with_request_id(self.client.request)
 
     def context(self) -> dict:
         intended, self._intended_ts = self._intended_ts, None

@@ -346,10 +346,28 @@ def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunS
         faults=[r.record() for r in state.faults.values()], extra_events=state.extra_events,
     )
     runfolder.update_run_json(state.run_dir, collect=summary.as_dict())
+    _collect_api_logs(spec, target, state, view, start, ended + settle)
     view.say(f"collected {summary.metrics_rows} metric datapoints ({summary.series} series), "
              f"{summary.events_rows} events {summary.events_by_kind}")
     for warning in summary.warnings[:10]:
         view.say(f"collect warning: {warning}")
+
+
+def _collect_api_logs(spec: dict[str, Any], target: Target, state: RunState, view: LiveView,
+                      start: float, end: float) -> None:
+    """The API logs of the window through Athena, when the plan checks the pipeline."""
+    from peakready.collect import apilogs
+
+    try:
+        found = apilogs.collect_planned(state.run_dir, target.clients, spec, start, end,
+                                        target.base_period_s, target.kind == "sandbox")
+    except Exception as exc:  # noqa: BLE001 - analysis says what is missing
+        view.say(f"api logs not collected: {type(exc).__name__}: {exc}")
+        return
+    if found is not None:
+        view.say("api logs: " + ", ".join(
+            f"{k} {q.get('state')} ({q.get('rows', q.get('reason'))})"
+            for k, q in found["queries"].items()))
 
 
 def _analyze(opts: RunOptions, run_dir: Path, state: RunState, view: LiveView) -> int:

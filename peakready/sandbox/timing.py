@@ -40,6 +40,9 @@ class Timing:
     cache_failover_s: float = 1.0  # AWS ElastiCache: detection + promotion, tens of seconds
     cache_node_recover_s: float = 3.0  # the failed node returns as a replica
 
+    # API-log pipeline (Firehose): a stream's IntervalInSeconds hint is multiplied by this
+    firehose_interval_scale: float = 1 / 12  # AWS: 1 (a 60 s hint is 5 s, like the period)
+
 
 def load() -> Timing:
     """The defaults, with any ``PEAKREADY_TIMING`` JSON overrides applied."""

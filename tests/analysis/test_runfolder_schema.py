@@ -52,7 +52,7 @@ def _real_events(tmp_path) -> pd.DataFrame:
 
 def test_the_real_writers_match_the_schema(tmp_path):
     writer = ShardWriter(tmp_path / runfolder.SAMPLES_DIR, "w0")
-    writer.add((1.0, 1.0, "/", "GET", 200, True, 12.5, 2048, "", "user-1", ""))
+    writer.add((1.0, 1.0, "/", "GET", 200, True, 12.5, 2048, "", "user-1", "", "a1b2"))
     shard = writer.flush()
     assert schema.sample_drift(pq.read_schema(shard)) == []
     orders = OrderLog(tmp_path / runfolder.ORDERS_DIR, "w0")

@@ -478,3 +478,9 @@ def termination_order(states: list) -> list:
         ordered.append(pick)
         remaining.remove(pick)
     return ordered
+
+
+# ---- Firehose and Athena with real behaviour (the API-log pipeline) ----------------------
+from peakready.sandbox.aws import logpipe_ext  # noqa: E402
+
+PATCHES.extend(logpipe_ext.patches(Patch, _plane))

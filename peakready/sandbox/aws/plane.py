@@ -16,6 +16,7 @@ import math
 import threading
 import time
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from peakready.sandbox.aws import (
 from peakready.sandbox.aws import search as search_aws
 from peakready.sandbox.aws.alarms import AlarmHistory
 from peakready.sandbox.aws.datatier import DataTier
+from peakready.sandbox.aws.logpipe import LogPipe
 from peakready.sandbox.aws.metricstore import MetricStore
 from peakready.sandbox.aws.scaling import ActivityLog
 from peakready.sandbox.aws.webtier import WebTier
@@ -62,6 +64,7 @@ class ControlPlane:
         self.data = DataTier(stack, timing)
         self.web: WebTier | None = None
         self.waf: waf.WafSync | None = None
+        self.logpipe: LogPipe | None = None
         self.endpoint_url = ""
         self._server: ThreadedMotoServer | None = None
         self._stop = threading.Event()
@@ -91,6 +94,10 @@ class ControlPlane:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         t = self.timing
+        self.logpipe = LogPipe(self, t.firehose_interval_scale, t.metric_period_s)
+        self.logpipe.start(wait=False)  # every instance ships its API log there
+        self.stack.sf = replace(self.stack.sf, api_logs={
+            **self.logpipe.storefront_settings(), **self.stack.sf.api_logs})
         self.resources = bootstrap.create_web(self.endpoint_url, t.metric_period_s,
                                               desired=self.desired)
         self.web = WebTier(self.stack, t, self.activities, self.resources.target_group_arn)
@@ -125,7 +132,8 @@ class ControlPlane:
         """True once every resource exists and the group's instances are in service."""
         if self._boot_error is not None:
             raise RuntimeError(f"control plane bootstrap failed: {self._boot_error}")
-        return self._booted.is_set() and len(self.web.in_service()) >= self.desired
+        return (self._booted.is_set() and len(self.web.in_service()) >= self.desired
+                and self.logpipe.ready())
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.time() + timeout
@@ -141,6 +149,8 @@ class ControlPlane:
         if self.web:
             self.web.stop()
         self.data.stop()
+        if self.logpipe:
+            self.logpipe.stop()
         if self._server:
             self._server.stop()
         extensions.detach(self)
@@ -152,6 +162,7 @@ class ControlPlane:
             suspended = sorted(processes.names_of(self.web.group().suspended_processes)
                                if self.web else [])
         return {
+            "api_logs": self.logpipe.status() if self.logpipe else None,
             "aws": {"endpoint_url": self.endpoint_url, "region": names.REGION,
                     "access_key_id": names.ACCESS_KEY_ID,
                     "secret_access_key": names.SECRET_ACCESS_KEY,

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from peakready.sandbox import http11
-from peakready.sandbox.storefront import db
+from peakready.sandbox.storefront import apilog, db
 from peakready.sandbox.storefront.config import StorefrontConfig
 from peakready.sandbox.storefront.search import ProductSearch, SearchUnavailable
 from peakready.sandbox.storefront.sessions import CacheUnavailable, SessionStore
@@ -23,6 +23,16 @@ from peakready.sandbox.storefront.workers import WorkerPool
 SKU_PATH = re.compile(r"^/api/products/([^/]+)$")
 ORDER_PATH = re.compile(r"^/api/orders/([^/]+)$")
 MAX_QTY = 100
+UNLOGGED = ("/health", "/_sandbox/stats")  # the platform's own traffic, not the shop's API
+
+
+def route_of(path: str) -> str:
+    """The route template an API log groups by (``/api/products/{sku}``)."""
+    if SKU_PATH.match(path):
+        return "/api/products/{sku}"
+    if ORDER_PATH.match(path):
+        return "/api/orders/{order_id}"
+    return path
 
 
 class HttpError(Exception):
@@ -46,13 +56,26 @@ class Storefront:
         self.statuses: dict[int, int] = {}
         self.requests = 0
         self._id_header = {"X-Instance-Id": instance_id}
+        log_cfg = apilog.settings(config.api_logs)
+        self.api_log = apilog.Batcher(log_cfg).start() if log_cfg.enabled else None
 
     # --- plumbing -------------------------------------------------------------------
     def booted(self) -> bool:
         return time.time() >= self.ready_at
 
     async def handle(self, req: http11.Request) -> bytes:
-        """One request -> the full response bytes."""
+        """One request -> the full response bytes, and its API log record."""
+        started, t0 = time.time(), time.perf_counter()
+        response, status = await self._handle(req)
+        if self.api_log is not None and req.path not in UNLOGGED:
+            h = req.headers
+            self.api_log.log(apilog.record(
+                h.get("x-request-id") or "", started, req.method, route_of(req.path), status,
+                (time.perf_counter() - t0) * 1000.0, self.instance_id,
+                h.get("x-forwarded-for", ""), h.get("user-agent", "")))
+        return response
+
+    async def _handle(self, req: http11.Request) -> tuple[bytes, int]:
         self.requests += 1
         path = req.path
         try:
@@ -79,7 +102,7 @@ class Storefront:
         if isinstance(body, tuple):  # (payload, extra headers)
             body, extra = body
             headers.update(extra)
-        return http11.json_response(status, body, headers, keep_alive=req.keep_alive)
+        return http11.json_response(status, body, headers, keep_alive=req.keep_alive), status
 
     def _health(self) -> tuple[int, Any]:
         if self.booted():
@@ -103,6 +126,7 @@ class Storefront:
             "cache_failovers_seen": self.sessions.failovers_seen,
             "search_partial": self.search.partial if self.search else 0,
             "search_rejected": self.search.rejected if self.search else 0,
+            "api_log": self.api_log.stats() if self.api_log is not None else None,
         }
 
     async def _work(self, endpoint: str, coro_fn) -> Any:
@@ -224,6 +248,8 @@ class Storefront:
         return 200, result
 
     async def close(self) -> None:
+        if self.api_log is not None:
+            await asyncio.to_thread(self.api_log.stop, 1.0)
         await self.db.close()
         await self.sessions.close()
 

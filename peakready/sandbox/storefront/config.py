@@ -33,6 +33,7 @@ class StorefrontConfig:
     costs_ms: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_COSTS_MS))
     db_timeout_s: float = 5.0  # a DB call longer than this fails the request (503)
     redis_timeout_s: float = 1.0
+    api_logs: dict = field(default_factory=dict)  # apilog.ApiLogSettings; {} = no API log
 
     def cost_s(self, endpoint: str) -> float:
         return self.costs_ms.get(endpoint, 0.0) / 1000.0
@@ -42,7 +43,7 @@ def from_dict(data: dict | None) -> StorefrontConfig:
     """Defaults overlaid with ``data``; ``costs_ms`` is merged key by key."""
     if not data:
         return StorefrontConfig()
-    unknown = set(data) - {"workers", "costs_ms", "db_timeout_s", "redis_timeout_s"}
+    unknown = set(data) - {"workers", "costs_ms", "db_timeout_s", "redis_timeout_s", "api_logs"}
     if unknown:
         raise ValueError(f"storefront config: unknown keys {sorted(unknown)}")
     costs = dict(DEFAULT_COSTS_MS)
@@ -58,6 +59,7 @@ def from_dict(data: dict | None) -> StorefrontConfig:
         costs_ms=costs,
         db_timeout_s=float(data.get("db_timeout_s", 5.0)),
         redis_timeout_s=float(data.get("redis_timeout_s", 1.0)),
+        api_logs=dict(data.get("api_logs") or {}),
     )
 
 
@@ -66,8 +68,8 @@ def load(overrides: dict | None = None) -> StorefrontConfig:
     raw = os.environ.get("PEAKREADY_STOREFRONT", "").strip()
     merged: dict = json.loads(raw) if raw else {}
     for key, value in (overrides or {}).items():
-        if key == "costs_ms":
-            merged.setdefault("costs_ms", {}).update(value)
+        if key in ("costs_ms", "api_logs"):
+            merged.setdefault(key, {}).update(value)
         else:
             merged[key] = value
     return from_dict(merged)
