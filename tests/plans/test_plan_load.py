@@ -145,6 +145,7 @@ def test_unparseable_yaml_names_the_line(tmp_path):
         load_plan(path)
 
 
+@pytest.mark.spawns
 def test_cli_dry_run_on_malformed_plan_exits_2_with_one_line(tmp_path):
     raw = mutate("faults.1.at_s", -1, )
     path = tmp_path / "broken.yaml"

@@ -11,6 +11,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.spawns  # a run with its own sandbox, then SIGKILL
 
 CHILD = """
 import subprocess, sys, time

@@ -23,6 +23,7 @@ def _listening(ports: list[int]) -> set[int]:
             if c.status == psutil.CONN_LISTEN and c.laddr.port in ports}
 
 
+@pytest.mark.spawns
 def test_up_status_down_leaves_no_process_no_port_no_folder(tmp_path, capsys, monkeypatch):
     state = tmp_path / "sbx"
     monkeypatch.setenv("PEAKREADY_TIMING", json.dumps({"boot_delay_s": 0.5,
@@ -61,6 +62,7 @@ def test_up_status_down_leaves_no_process_no_port_no_folder(tmp_path, capsys, mo
     assert "stopped" in capsys.readouterr().out
 
 
+@pytest.mark.spawns
 def test_taken_port_falls_back_and_says_so(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -89,6 +91,7 @@ def test_a_foreign_folder_is_never_used_or_removed(tmp_path, capsys):
     assert (tmp_path / "mine.txt").read_text() == "keep me"
 
 
+@pytest.mark.spawns
 def test_a_start_that_does_not_finish_stops_everything_and_keeps_the_logs(tmp_path):
     state = tmp_path / "sbx"
     pids: list[int] = []
