@@ -58,6 +58,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "spawns: the test starts processes (sandbox, "
                             "storefront, Locust, chaos, CLI runs); not in make test-quick")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        # build matplotlib's font cache once, before any worker or CLI run: a process that
+        # builds it says so on stderr, which breaks the tests that read stderr's one line
+        from matplotlib import font_manager  # noqa: F401
     config.stash[_SPAWNS] = _SpawnWatch(strict=config.getoption("quick"))
     sys.addaudithook(config.stash[_SPAWNS].audit)
 
