@@ -1,11 +1,19 @@
-# Two commands: `make demo` (a readiness run on the local sandbox) and `make test`.
+# Two commands: `make demo` (a readiness run on the local sandbox) and `make test`
+# (`make test-quick` for the edit loop: the tests that start no process, in about a minute).
 # Each builds its own virtualenv in .venv on first use.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test lint bench clean
+# Parallel test workers (pytest-xdist). Most sandbox tests wait on sleeps and subprocesses,
+# so more workers than cores pays; tests sharing a sandbox stay on one worker (loadgroup,
+# groups set in tests/conftest.py), in file order, longest first.
+TEST_JOBS  ?= 3
+QUICK_JOBS ?= 2
+XDIST       = --dist loadgroup --no-loadscope-reorder
+
+.PHONY: venv demo test test-quick lint bench clean
 
 venv: $(STAMP)
 
@@ -20,7 +28,11 @@ demo: venv
 
 test: venv
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_JOBS) $(XDIST)
+
+test-quick: venv
+	$(BIN)/ruff check .
+	$(BIN)/pytest --quick -n $(QUICK_JOBS) $(XDIST)
 
 lint: venv
 	$(BIN)/ruff check .

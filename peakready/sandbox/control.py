@@ -96,6 +96,9 @@ def start(state_dir: Path, instances: int = 2, lb_port: int = 0, timing: Any = N
         return _wait_running(state_dir, proc, timeout)
     except BaseException:  # a failure, a timeout or Ctrl-C: leave nothing half-started
         stop(state_dir, keep_logs=True)  # the error message points at the logs
+        if proc.poll() is None:  # it had not written daemon.pid yet (a slow, loaded start)
+            proc.kill()  # its children die with it (PDEATHSIG)
+            proc.wait()
         raise
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from analysis import load_run, regression
 from analysis.checks.regression import as_check
 from peakready.cli import main
@@ -27,6 +29,7 @@ def test_a_shift_below_the_margin_is_not_a_regression(make_run):
     assert regression.compare(base, run, {"margin": 0.10})["verdict"] != "regression"
 
 
+@pytest.mark.slow  # 40 runs compared twice: ~30 s of CPU, so not in make test-quick
 def test_false_alarm_rate_over_seeds(make_run):
     """Same distribution, different seeds (fixed, so the test is deterministic). The stated
     rate is 1 - confidence = 2% family-wise (Holm over 28 endpoint x metric tests). With

@@ -15,6 +15,8 @@ from chaos_awsworld import client
 from peakready.chaos.journal import read_outcome
 from peakready.chaos.runner import start_experiment
 
+pytestmark = pytest.mark.spawns  # runs the chaos CLI
+
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
 
 

@@ -51,6 +51,7 @@ def run(tmp_path: Path, exp: Path, **kw) -> tuple[int, Path]:
     return rc, journal
 
 
+@pytest.mark.spawns
 def test_steady_state_failing_before_method_exits_0_but_outcome_fails(tmp_path):
     exp = experiment(tmp_path, [sh("fault", "true")], [ROLLBACK])  # no flag file: fails
     rc, journal = run(tmp_path, exp, hypothesis_strategy="default")
@@ -63,6 +64,7 @@ def test_steady_state_failing_before_method_exits_0_but_outcome_fails(tmp_path):
     assert outcome.rollbacks_ran and (tmp_path / "rolled").exists()
 
 
+@pytest.mark.spawns
 def test_deviation_during_method_with_recovery_exits_0_but_outcome_fails(tmp_path):
     flag = tmp_path / "flag"
     flag.touch()
@@ -80,6 +82,7 @@ def test_deviation_during_method_with_recovery_exits_0_but_outcome_fails(tmp_pat
     assert outcome.fault_end - outcome.fault_start >= 2.5
 
 
+@pytest.mark.spawns
 def test_clean_run_is_ok_with_fault_window(tmp_path):
     (tmp_path / "flag").touch()
     exp = experiment(tmp_path, [sh("harmless", "sleep 0.5")], [ROLLBACK])
@@ -91,6 +94,7 @@ def test_clean_run_is_ok_with_fault_window(tmp_path):
     assert 0.4 <= outcome.fault_end - outcome.fault_start < 5
 
 
+@pytest.mark.spawns
 def test_failed_fault_action_is_not_ok(tmp_path):
     (tmp_path / "flag").touch()
     broken = {"type": "action", "name": "broken-fault",
@@ -103,6 +107,7 @@ def test_failed_fault_action_is_not_ok(tmp_path):
     assert outcome.failed_activities == ["broken-fault"] and not outcome.ok
 
 
+@pytest.mark.spawns
 def test_interrupt_mid_fault_runs_rollbacks(tmp_path):
     (tmp_path / "flag").touch()
     exp = experiment(tmp_path, [sh("long-fault", "touch ${marker}.started; sleep 30")],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chaos_awsworld import client
+from chaos_awsworld import client, moto_world
 
 from peakready.chaos.safety import dry_run, preflight, violations
 from peakready.errors import BadInput
@@ -39,6 +39,25 @@ def world_state(env) -> dict:
     return {"instances": sorted(i["InstanceId"] for i in asg["Instances"]),
             "suspended": asg["SuspendedProcesses"],
             "writer": [m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]]}
+
+
+def _tags(env) -> list:
+    return client(env, "autoscaling").describe_tags()["Tags"]
+
+
+@pytest.fixture(scope="module")
+def _world():
+    with moto_world() as env:
+        yield env
+
+
+@pytest.fixture
+def aws(_world):
+    """One moto world for the module (building one takes seconds): the safety rails only
+    read it, and a test that changes it undoes the change; checked after every test."""
+    before = world_state(_world), _tags(_world)
+    yield _world
+    assert (world_state(_world), _tags(_world)) == before, "a test left the shared world changed"
 
 
 def test_violations_is_pure_and_names_fault_and_resource():
@@ -75,18 +94,21 @@ def test_account_not_allowed_refuses(aws):
 
 
 def test_allowed_by_tag(aws):
-    client(aws, "autoscaling").create_or_update_tags(Tags=[{
-        "ResourceId": "peakready-web", "ResourceType": "auto-scaling-group",
-        "Key": "peakready", "Value": "allowed", "PropagateAtLaunch": False}])
-    raw = demo_raw()
-    raw["faults"] = raw["faults"][:2]  # kill (tagged ASG) and aurora (untagged cluster)
-    raw["target"]["allow"] = {"account_ids": ["123456789012"], "resources": [],
-                              "tags": {"peakready": "allowed"}}
-    with pytest.raises(BadInput, match="db_cluster peakready-db, which is not in "
-                                       r"target.allow.resources or tagged"):
-        preflight(plan_from(raw), aws)
-    raw["faults"] = raw["faults"][:1]
-    assert any("kill-web-instance may act on" in n for n in preflight(plan_from(raw), aws))
+    tag = {"ResourceId": "peakready-web", "ResourceType": "auto-scaling-group",
+           "Key": "peakready", "Value": "allowed", "PropagateAtLaunch": False}
+    client(aws, "autoscaling").create_or_update_tags(Tags=[tag])
+    try:
+        raw = demo_raw()
+        raw["faults"] = raw["faults"][:2]  # kill (tagged ASG) and aurora (untagged cluster)
+        raw["target"]["allow"] = {"account_ids": ["123456789012"], "resources": [],
+                                  "tags": {"peakready": "allowed"}}
+        with pytest.raises(BadInput, match="db_cluster peakready-db, which is not in "
+                                           r"target.allow.resources or tagged"):
+            preflight(plan_from(raw), aws)
+        raw["faults"] = raw["faults"][:1]
+        assert any("kill-web-instance may act on" in n for n in preflight(plan_from(raw), aws))
+    finally:  # the world is shared by the module
+        client(aws, "autoscaling").delete_tags(Tags=[tag])
 
 
 def test_missing_resource_is_named(aws):
@@ -131,6 +153,7 @@ def test_dry_run_of_sandbox_plan_without_endpoint_is_static():
     assert "preflight" in report["account"] and len(report["experiments"]) == 3
 
 
+@pytest.mark.spawns
 def test_missing_credentials_for_aws_target_exit_2(tmp_path):
     raw = demo_raw()
     raw["target"].update(kind="aws", storefront_url="https://shop.example",
@@ -236,6 +259,7 @@ def test_a_literal_resource_in_an_experiment_is_allow_listed(aws, tmp_path):
     assert world_state(aws) == before
 
 
+@pytest.mark.spawns
 def test_cli_dry_run_refuses_an_unnamed_resource_with_exit_2(aws, tmp_path):
     raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db"})
     plan = tmp_path / "plans" / "aws.yaml"

@@ -11,6 +11,8 @@ from test_chaos_experiments import run_experiment
 import peakready.sandbox as sandbox
 from peakready.sandbox.timing import Timing
 
+pytestmark = pytest.mark.spawns  # starts a sandbox and the chaos CLI
+
 FAST = Timing(boot_delay_s=2.0, instance_warmup_s=2.0, scale_out_cooldown_s=4.0,
               scale_in_cooldown_s=6.0, replace_unhealthy_after_s=2.0,
               deregistration_delay_s=1.0, metric_period_s=2, scale_out_datapoints=2,

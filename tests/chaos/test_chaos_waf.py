@@ -4,6 +4,7 @@ and an interrupt mid-hold runs the rollback, which restores the exact previous W
 
 from __future__ import annotations
 
+import pytest
 from chaos_awsworld import client
 from test_chaos_experiments import run_experiment
 
@@ -22,6 +23,7 @@ def _limit(acl: dict) -> int:
     return rule["Statement"]["RateBasedStatement"]["Limit"]
 
 
+@pytest.mark.spawns
 def test_rule_change_is_live_mid_hold_and_rollback_restores_the_exact_acl(tmp_path, aws,
                                                                           live):
     client(aws, "wafv2").create_web_acl(Scope="REGIONAL", **default_acl())

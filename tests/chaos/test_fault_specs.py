@@ -58,6 +58,7 @@ def _target(aws: dict[str, str]) -> Target:
                                       "region": REGION}))
 
 
+@pytest.mark.spawns
 def test_each_experiment_is_read_once_for_load_preflight_and_launch(aws, reads, tmp_path):
     parsed, opened = reads
     plan = load_plan(DEMO)

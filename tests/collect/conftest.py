@@ -21,13 +21,13 @@ def moto_endpoint():
     host, port = server.get_host_and_port()
     reset = urllib.request.Request(f"http://{host}:{port}/moto-api/reset", method="POST")
     # moto's backends are global to the process: start from a clean account, leave one
-    urllib.request.urlopen(reset, timeout=10).close()
+    urllib.request.urlopen(reset, timeout=60).close()
     try:
         yield {"endpoint_url": f"http://{host}:{port}", "region": REGION,
                "access_key_id": "testing", "secret_access_key": "testing",
                "account_id": "123456789012"}
     finally:
-        urllib.request.urlopen(reset, timeout=10).close()
+        urllib.request.urlopen(reset, timeout=60).close()
         server.stop()
 
 

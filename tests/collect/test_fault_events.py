@@ -8,9 +8,12 @@ import sys
 import time
 
 import pandas as pd
+import pytest
 
 from peakready.chaos.runner import start_experiment
 from peakready.collect import AwsClients, FaultRecord, collect_run
+
+pytestmark = pytest.mark.spawns  # runs a real chaos experiment
 
 EXPERIMENT = {
     "version": "1.0.0",

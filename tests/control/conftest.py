@@ -65,8 +65,11 @@ class Shop:
         return headers["Set-Cookie"].split(";", 1)[0]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def sandbox_status(tmp_path_factory):
+    """One sandbox for the control-plane modules (starting one costs seconds of CPU): each
+    test waits for the state it needs and undoes what it changes (two instances in service,
+    the scaling policy as it was), so the next module starts from the same sandbox."""
     state_dir = tmp_path_factory.mktemp("sandbox")
     saved = {k: os.environ.get(k) for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID",
                                             "AWS_SECRET_ACCESS_KEY", "AWS_MAX_ATTEMPTS",
@@ -91,18 +94,18 @@ def sandbox_status(tmp_path_factory):
                     os.environ[key] = value
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def aws(sandbox_status):
     """``aws("autoscaling")``: a stock boto3 client for the sandbox endpoint."""
     return lambda service: bootstrap.client(service, sandbox_status["aws"]["endpoint_url"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def shop(sandbox_status) -> Shop:
     return Shop(sandbox_status["storefront_url"])
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def chaos_config(sandbox_status) -> dict:
     return {"aws_region": names.REGION}
 

@@ -264,17 +264,29 @@ def _lb_dim(aws) -> str:
 
 
 def test_target_tracking_scales_out_under_load_and_back_in_after(sandbox_status, aws, shop):
-    from .conftest import PacedLoad
-
     period = sandbox_status["control_plane"]["target_tracking"]["period_s"]
-    autoscaling, cw = aws("autoscaling"), aws("cloudwatch")
+    autoscaling = aws("autoscaling")
     policy = autoscaling.describe_policies(AutoScalingGroupName=names.ASG)["ScalingPolicies"][0]
     config = policy["TargetTrackingConfiguration"]
+
+    def set_target(value: float) -> None:
+        autoscaling.put_scaling_policy(
+            AutoScalingGroupName=names.ASG, PolicyName=policy["PolicyName"],
+            PolicyType="TargetTrackingScaling",
+            TargetTrackingConfiguration={**config, "TargetValue": value})
+
     # 10 requests per target per period: 2 instances hold 10 req/s, 15 req/s needs a third
-    autoscaling.put_scaling_policy(
-        AutoScalingGroupName=names.ASG, PolicyName=policy["PolicyName"],
-        PolicyType="TargetTrackingScaling",
-        TargetTrackingConfiguration={**config, "TargetValue": 10.0 * period / 2})
+    set_target(10.0 * period / 2)
+    try:
+        _scale_out_and_back_in(sandbox_status, aws, shop, period)
+    finally:  # the sandbox is shared with the other control modules
+        set_target(config["TargetValue"])
+
+
+def _scale_out_and_back_in(sandbox_status, aws, shop, period: int) -> None:
+    from .conftest import PacedLoad
+
+    autoscaling, cw = aws("autoscaling"), aws("cloudwatch")
     started = datetime.now(UTC)
 
     def group():

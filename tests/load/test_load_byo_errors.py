@@ -65,6 +65,7 @@ def test_unknown_locust_option_is_named(tmp_path, capsys, shop):
     assert shop.requests_served() == 0
 
 
+@pytest.mark.spawns
 def test_a_plan_naming_a_broken_locustfile_exits_2_before_the_target_starts(tmp_path, capsys):
     text, expect = BROKEN["syntax"]
     locustfile = tmp_path / "team_locustfile.py"

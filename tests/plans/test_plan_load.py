@@ -145,6 +145,7 @@ def test_unparseable_yaml_names_the_line(tmp_path):
         load_plan(path)
 
 
+@pytest.mark.spawns
 def test_cli_dry_run_on_malformed_plan_exits_2_with_one_line(tmp_path):
     raw = mutate("faults.1.at_s", -1, )
     path = tmp_path / "broken.yaml"
@@ -181,6 +182,7 @@ def test_steady_state_slo_follows_the_recovery_check_unless_the_fault_sets_it():
     assert faults["aurora-failover"]["max_error_rate"] == 0.2
 
 
+@pytest.mark.spawns
 def test_a_broken_analysis_install_refuses_the_plan(tmp_path):
     """Plan validation cannot be skipped: if analysis does not import, the checks cannot be
     validated, so the run is refused (exit 2, one line) instead of running unvalidated."""

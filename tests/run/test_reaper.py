@@ -3,6 +3,7 @@ its other children (Locust, chaos) going on against it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +12,9 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
+
+pytestmark = pytest.mark.spawns  # a run with its own sandbox, then SIGKILL
 
 CHILD = """
 import subprocess, sys, time
@@ -32,7 +36,9 @@ def _wait(cond, timeout: float) -> bool:
 
 
 def test_sandbox_of_a_sigkilled_run_is_stopped(run_tmp):
-    env = {**os.environ, "TMPDIR": str(run_tmp)}
+    # the run's sandbox boots fast (PEAKREADY_TIMING): what is tested is its end
+    env = {**os.environ, "TMPDIR": str(run_tmp),
+           "PEAKREADY_TIMING": json.dumps({"boot_delay_s": 0.5, "health_interval_s": 0.25})}
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True,
                              env=env)
     try:

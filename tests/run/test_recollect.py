@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from peakready import runfolder
@@ -43,6 +44,7 @@ def killed_run(reports: Path, target: dict, started: float, last_live: float) ->
     return run_dir
 
 
+@pytest.mark.spawns
 def test_a_gone_sandbox_is_one_line_and_exit_2(tmp_path):
     target = {"kind": "sandbox", "region": "eu-central-1",
               "aws_endpoint_url": f"http://127.0.0.1:{_closed_port()}",

@@ -18,6 +18,8 @@ import pandas as pd
 import pytest
 import yaml
 
+pytestmark = pytest.mark.spawns  # `peakready run` as a subprocess
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,6 +49,7 @@ def _plan(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.spawns
 def test_plan_web_acl_count_mode_and_tight_rate_rule_fail_the_waf_check(tmp_path, run_tmp):
     reports, log = tmp_path / "reports", tmp_path / "out.txt"
     env = {**os.environ, "TMPDIR": str(run_tmp), "PEAKREADY_TIMING": json.dumps(TIMING)}

@@ -5,8 +5,11 @@ from __future__ import annotations
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 import requests
 from sandbox_kit import running_stack
+
+pytestmark = pytest.mark.spawns  # starts its own stack
 
 
 def test_requests_past_capacity_queue_and_busy_fraction_nears_one(tmp_path):

@@ -6,10 +6,13 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import requests
 from sandbox_kit import running_stack
 
 from peakready.cli import main
+
+pytestmark = pytest.mark.spawns  # starts its own stack and Locust
 
 PROFILE = Path(__file__).resolve().parents[2] / "scenarios" / "profiles" / "demo.csv"
 

@@ -16,6 +16,8 @@ from peakready.sandbox.ports import PortHold
 from peakready.sandbox.redisnodes import server_binary
 from peakready.sandbox.storefront.sessions import SessionStore
 
+pytestmark = pytest.mark.spawns  # starts redis-server nodes
+
 
 def _start(port: int, tmp_path, replicaof: int | None = None) -> subprocess.Popen:
     cmd = [server_binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",

@@ -39,6 +39,7 @@ def domain(tmp_path, **cfg):
         ports.release()
 
 
+@pytest.mark.spawns
 def test_opensearch_py_search_bulk_health_and_node_restart(tmp_path):
     with domain(tmp_path, restart_s=0.3, recovery_s=1.0) as (group, client, events):
         rows = catalog.load()
@@ -74,6 +75,7 @@ def test_opensearch_py_search_bulk_health_and_node_restart(tmp_path):
                              preference="_local")["hits"]["total"]["value"] == 1
 
 
+@pytest.mark.spawns
 def test_a_pool_too_small_rejects_with_429_in_opensearch_shape(tmp_path):
     with domain(tmp_path, nodes=1, replicas=0, shards=1, queue_size=1,
                 query_cost_ms=100) as (group, client, _):
