@@ -82,7 +82,7 @@ def _why_undelivered(actions: pd.DataFrame, failed: pd.DataFrame, alarm: str, at
     done = actions.loc[(actions["resource"] == alarm) & (actions["ts"] >= at - 1)
                        & (actions["ts"] <= until)]
     if len(done):
-        topic = done.iloc[0]["d"].get("resource") or "its topic"
+        topic = done.iloc[0]["d"].get("topic") or "its topic"
         return (f"the alarm history says the action to {topic} succeeded, but no "
                 "notification reached the observer (no reachable subscriber, a KMS key "
                 "CloudWatch may not use, or a subscription filter)")
@@ -188,8 +188,8 @@ def _delivered(ctx: Context, to_alarm: pd.DataFrame, transitions: pd.DataFrame,
     """Every transition to ALARM of a paging alarm has an ALARM page of that alarm before
     the alarm's next transition."""
     lo, hi = ctx.run.t0, ctx.run.t0 + ctx.run.duration_s
-    judged = to_alarm.loc[(to_alarm["ts"] >= lo) & (to_alarm["ts"] <= hi)
-                          & [_paging_alarm(n, names) for n in to_alarm["resource"]]]
+    paging = to_alarm["resource"].map(lambda n: _paging_alarm(n, names)).astype(bool)
+    judged = to_alarm.loc[(to_alarm["ts"] >= lo) & (to_alarm["ts"] <= hi) & paging]
     name = "alarm notifications delivered"
     if judged.empty:
         return CheckResult(name, "paging", SKIPPED, "no paging alarm went to ALARM during "

@@ -115,7 +115,7 @@ def action_rows(items: Iterable[Mapping[str, Any]], start: float, end: float,
         rows.append(event(ts, "cloudwatch", "page_failed" if failed else "alarm_action", name,
                           state=published.get("NewStateValue") if isinstance(published, dict)
                           else None,
-                          resource=data.get("notificationResource"),
+                          topic=data.get("notificationResource"),
                           summary=item.get("HistorySummary", ""), error=data.get("error"),
                           state_update_ts=updated / 1000 if isinstance(updated, int | float)
                           else None))

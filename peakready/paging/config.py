@@ -70,8 +70,8 @@ def parse(fail: Callable[[str, str], None], raw: Any, allow_topics: list[str]) -
     if extra:
         fail(f"target.paging.{extra[0]}", f"unknown field (known: {', '.join(sorted(KEYS))})")
     topics = raw.get("topics") or []
-    if not isinstance(topics, list) or not topics:
-        fail("target.paging.topics", "must be a non-empty list of SNS topic ARNs or names")
+    if not isinstance(topics, list):
+        fail("target.paging.topics", "must be a list of SNS topic ARNs or names")
     for i, topic in enumerate(topics):
         if not isinstance(topic, str) or not (TOPIC.match(topic) or "CHANGE-ME" in topic):
             fail(f"target.paging.topics[{i}]", f"not an SNS topic ARN or name: {topic!r}")

@@ -131,7 +131,7 @@ def create_data_and_alarms(endpoint_url: str, period_s: int, resources: Resource
 # 5xx share (%) of one period above which shoppers are hurt enough to page: a failover's
 # second of 503s is 3-30 % of a 5 s period; an instance the group absorbs loses only its
 # in-flight requests (< 1 %). See docs/control-plane.md "Alarms".
-FIVE_XX_PERCENT = 2.0
+FIVE_XX_PERCENT = 1.5
 P99_SECONDS = 1.0  # the demo's user-facing SLO is p95 <= 1 s
 
 
