@@ -85,6 +85,7 @@ def _paging_plan(tmp_path: Path, status: dict, **changes) -> dict:
     plan["target"]["alarms"] = [*SHOP, "test-tight-hosts", "test-never", "test-dead-end"]
     plan["target"]["paging"] = {"topics": [TOPIC]}
     plan["target"]["allow"]["topics"] = [TOPIC]
+    plan["target"]["allow"]["resources"] = ["peakready-web", "peakready-db"]
     return plan
 
 
