@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 from test_run_e2e import (
     _aws_plan,
     _finish,
@@ -90,13 +89,12 @@ def _paging_plan(tmp_path: Path, status: dict, **changes) -> dict:
 
 
 def _analyse(run_dir: Path, checks: dict) -> dict:
-    import analysis
+    """The checks evaluated on the run folder as analysis does (no figures: fast)."""
+    from analysis import checks as checks_mod
+    from analysis.load import load_run
 
-    plan = yaml.safe_load((run_dir / "plan.yaml").read_text())
-    plan["checks"] = checks
-    (run_dir / "plan.yaml").write_text(yaml.safe_dump(plan, sort_keys=False))
-    verdict = analysis.analyze(run_dir)
-    return {c["name"]: c for c in verdict["checks"]}
+    results = checks_mod.evaluate(checks_mod.context(load_run(run_dir)), checks)
+    return {r.name: r.to_dict() for r in results}
 
 
 def _checks(alarms: list[str]) -> dict:
@@ -109,18 +107,19 @@ def test_failover_pages_kill_stays_quiet_and_what_breaks_the_path(sandbox, tmp_p
     _test_alarms(sandbox)
     plan = _paging_plan(tmp_path, sandbox, faults=[
         {"name": "aurora-failover", "experiment": "experiments/aurora-failover.json",
-         "at_s": 8, "configuration": {"observe_s": 5}},
+         "at_s": 4, "configuration": {"observe_s": 3}},
         {"name": "kill-web-instance", "experiment": "experiments/kill-web-instance.json",
-         "at_s": 28, "configuration": {"observe_s": 5}}],
-        checks=_checks(SHOP), phases=[{"name": "steady", "start_s": 0, "end_s": 50}])
-    plan["load"].update(profile=str(flat_profile(tmp_path, rps=40, seconds=50)), max_users=200)
+         "at_s": 17, "configuration": {"observe_s": 3, "max_error_rate": 0.5}}],
+        checks=_checks(SHOP), phases=[{"name": "steady", "start_s": 0, "end_s": 32}])
+    plan["load"].update(profile=str(flat_profile(tmp_path, rps=40, seconds=32)), max_users=200)
     reports, log = tmp_path / "reports", tmp_path / "out.txt"
     started = time.time()
     proc = start_run([str(write_plan(tmp_path, plan)), "--reports-dir", str(reports),
-                      "--settle-s", "8"], aws_env(sandbox), log)
+                      "--settle-s", "6"], aws_env(sandbox), log)
     try:
-        wait_for(lambda: _queues(sandbox), 60)  # the temporary queue appears ...
-        assert len(_queue_subscriptions(sandbox)) == 1  # ... subscribed to the alarm topic
+        # the temporary queue appears, subscribed to the alarm topic ...
+        wait_for(lambda: _queues(sandbox) and _queue_subscriptions(sandbox), 60)
+        assert len(_queues(sandbox)) == 1 and len(_queue_subscriptions(sandbox)) == 1
         rc = _finish(proc, 240)
     finally:
         if proc.poll() is None:
@@ -128,6 +127,7 @@ def test_failover_pages_kill_stays_quiet_and_what_breaks_the_path(sandbox, tmp_p
             proc.wait()
     out = log.read_text()
     assert rc in (0, 1), out
+    assert "nothing was injected" not in out and "could not start" not in out, out
     assert _queues(sandbox) == [] and _queue_subscriptions(sandbox) == []  # ... and is gone
     (run_dir,) = _run_dirs(reports)
     received = [json.loads(x) for x in (run_dir / "paging" / "sqs.jsonl").read_text().splitlines()]
@@ -136,15 +136,16 @@ def test_failover_pages_kill_stays_quiet_and_what_breaks_the_path(sandbox, tmp_p
     events = pd.read_parquet(run_dir / "events.parquet")
     assert {"page", "alarm_action"} <= set(events["kind"])
 
-    # the shop's alarms: the failover pages within the bound and resolves; the kill is quiet
-    res = _analyse(run_dir, _checks(SHOP))
+    # the shop's alarms (the plan's checks, analysed by the run): the failover pages within
+    # the bound and resolves; the kill is quiet
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    res = {c["name"]: c for c in verdict["checks"]}
     page = res["time to page aurora-failover"]
     assert page["verdict"] == "pass" and page["measured"] <= 30, page
     assert page["measured"] >= res["time to detect aurora-failover"]["measured"]
     assert res["quiet during kill-web-instance"]["verdict"] == "pass", res
     assert res["pages resolved"]["verdict"] == "pass", res["pages resolved"]
     assert res["alarm notifications delivered"]["verdict"] == "pass"
-    verdict = json.loads((run_dir / "verdict.json").read_text())
     row = next(f for f in verdict["faults"] if f["name"] == "aurora-failover")
     assert "pass" in row["time_to_page"] and "pass" in row["time_to_detect"]
 
@@ -170,7 +171,8 @@ def test_failover_pages_kill_stays_quiet_and_what_breaks_the_path(sandbox, tmp_p
     pages = [json.loads(x) for x in (tmp_path / "pager" / "paging" / "pager.jsonl")
              .read_text().splitlines()]
     mine = [p for p in pages if p["alarm"] == "peakready-web-5xx" and p["arrived_at"] > started]
-    assert [p["incident_action"] for p in mine][:2] == ["triggered", "resolved"], mine
+    acted = [p["incident_action"] for p in mine if p["incident_action"] != "dropped"]
+    assert acted[:2] == ["triggered", "resolved"], mine  # (an OK with nothing open drops)
     incidents = [json.loads(x) for x in (tmp_path / "pager" / "paging" / "incidents.jsonl")
                  .read_text().splitlines()]
     assert any(i["incident_key"] == "peakready-web-5xx" and i["status"] == "resolved"
@@ -185,7 +187,7 @@ def test_temporary_queue_is_gone_after_an_interrupted_or_killed_run(sandbox, tmp
     proc = start_run([str(write_plan(tmp_path, plan)), "--reports-dir", str(reports),
                       "--settle-s", "1"], aws_env(sandbox), log)
     try:
-        wait_for(lambda: _queues(sandbox), 60)
+        wait_for(lambda: _queues(sandbox) and _queue_subscriptions(sandbox), 60)
         time.sleep(1.0)
         if how == "sigint":
             proc.send_signal(signal.SIGINT)
