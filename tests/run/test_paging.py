@@ -115,7 +115,7 @@ def test_failover_pages_kill_stays_quiet_and_what_breaks_the_path(sandbox, tmp_p
          "at_s": 17, "configuration": {"observe_s": 3, "max_error_rate": 0.5,
                                        "max_p95_ms": 60000}}],
         checks=_checks(JUDGED), phases=[{"name": "steady", "start_s": 0, "end_s": 32}])
-    plan["load"].update(profile=str(flat_profile(tmp_path, rps=40, seconds=32)), max_users=200)
+    plan["load"].update(profile=str(flat_profile(tmp_path, rps=50, seconds=32)), max_users=250)
     reports, log = tmp_path / "reports", tmp_path / "out.txt"
     started = time.time()
     proc = start_run([str(write_plan(tmp_path, plan)), "--reports-dir", str(reports),

@@ -128,10 +128,11 @@ def create_data_and_alarms(endpoint_url: str, period_s: int, resources: Resource
         cw.put_metric_alarm(**alarm)
 
 
-# 5xx share (%) of one period above which shoppers are hurt enough to page: a failover's
-# second of 503s is 3-30 % of a 5 s period; an instance the group absorbs loses only its
-# in-flight requests (< 1 %). See docs/control-plane.md "Alarms".
-FIVE_XX_PERCENT = 1.5
+# 5xx share (%) of one period above which shoppers are hurt enough to page: measured on the
+# demo, an Aurora failover's 503s are ~17 % of a 5 s period and the session-cache
+# failover's failed cart writes 1.5-3.6 %; an instance the group absorbs loses only its
+# in-flight requests (0-0.74 %). See docs/control-plane.md "Alarms".
+FIVE_XX_PERCENT = 1.0
 P99_SECONDS = 1.0  # the demo's user-facing SLO is p95 <= 1 s
 
 
