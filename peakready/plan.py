@@ -43,7 +43,8 @@ __all__ = ["PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
 
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
-TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow", "web_acl"}
+TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow", "web_acl",
+               "paging"}
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
                   "cache_replication_group", "web_acl", "search_domain"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
@@ -328,7 +329,7 @@ def _target(v: _Validator, raw: Any) -> dict[str, Any]:
     out["alarms"] = v.strings("target.alarms", raw.get("alarms"))
 
     allow = v.mapping("target.allow", raw.get("allow"))
-    v.unknown("target.allow", allow, {"account_ids", "resources", "tags"})
+    v.unknown("target.allow", allow, {"account_ids", "resources", "tags", "topics"})
     ids = allow.get("account_ids") or []
     if not isinstance(ids, list):
         v.fail("target.allow.account_ids", "must be a list of 12-digit account ids")
@@ -347,7 +348,8 @@ def _target(v: _Validator, raw: Any) -> dict[str, Any]:
             v.fail(f"target.allow.tags.{key}", "tags must map strings to strings")
     out["allow"] = {"account_ids": accounts,
                     "resources": v.strings("target.allow.resources", allow.get("resources")),
-                    "tags": dict(tags)}
+                    "tags": dict(tags),
+                    "topics": v.strings("target.allow.topics", allow.get("topics"))}
     out["web_acl"] = None
     if raw.get("web_acl") is not None:  # a Web ACL JSON that AWS would refuse stops here
         from peakready.waf import webacl
@@ -355,6 +357,9 @@ def _target(v: _Validator, raw: Any) -> dict[str, Any]:
         path = v.file("target.web_acl", raw["web_acl"], (".json",))
         webacl.load_file(_find(path, v.bases) or path, "target.web_acl")
         out["web_acl"] = path
+    from peakready.paging import config as paging_config  # the alarm topics a run observes
+
+    out["paging"] = paging_config.parse(v.fail, raw.get("paging"), out["allow"]["topics"])
     return out
 
 

@@ -22,6 +22,7 @@ from peakready import runfolder
 from peakready.awslag import AWS_SETTLE_S
 from peakready.collect import events as ev
 from peakready.collect import metrics as mx
+from peakready.collect import pages as pg
 from peakready.collect.clients import AwsClients
 from peakready.collect.faults import FaultRecord, fault_rows
 
@@ -171,6 +172,11 @@ def collect_run(
     sources.append(("cloudwatch", "cloudwatch describe_alarm_history",
                     lambda: ev.fetch_alarms(clients("cloudwatch"), start, end,
                                             _alarm_filter(alarms, names))))
+    sources.append(("cloudwatch", "cloudwatch describe_alarm_history Action",
+                    lambda: pg.fetch_actions(clients("cloudwatch"), start, end,
+                                             _alarm_filter(alarms, names))))
+    sources.append(("pager", "paging records",
+                    lambda: pg.folder_rows(run_dir, start, end)))
     for source, what, fetch in sources:
         try:
             rows_ev.extend(fetch())

@@ -83,6 +83,10 @@ def preflight(plan: Any, spec: dict[str, Any], target: Target) -> list[str]:
     from peakready.chaos import safety
 
     notes = safety.preflight(plan, target.aws_env) or []
+    if target.kind == "aws":
+        from peakready.paging import observer as pages
+
+        notes = list(notes) + pages.preflight(spec["target"], target.clients, target.region)
     alarm_names = list(((spec.get("stop_conditions") or {}).get("alarms")) or [])
     if alarm_names:
         describe = target.clients("cloudwatch").describe_alarms
@@ -249,6 +253,11 @@ def _run(opts: RunOptions, plan: Any, spec: dict[str, Any], target: Target, view
     runfolder.update_run_json(run_dir, target=target.describe(), plan=str(opts.plan_path),
                               command="run")
     view.say(f"run folder {run_dir}")
+    from peakready.paging import observer as pages
+
+    target.observer, notes = pages.for_run(spec, target, run_dir)  # before any load
+    for note in notes:
+        view.say(note)
 
     try:
         load = start_load(settings, run_dir, check=False)  # locustfile and host checked above
@@ -338,6 +347,10 @@ def _collect(opts: RunOptions, spec: dict[str, Any], target: Target, state: RunS
     # one period of margin: the period that holds the load's first requests, not the
     # target's own start-up
     start = min(anchor, state.load_started_at) - target.base_period_s
+    if target.observer is not None:  # pages and incidents into paging/, before collecting
+        target.observer.finish(start, ended + settle)
+        for warning in target.observer.warnings[:10]:
+            view.say(f"paging warning: {warning}")
     alarms = list((spec.get("target") or {}).get("alarms") or [])
     alarms += list((spec.get("stop_conditions") or {}).get("alarms") or [])
     summary = collect_run(
@@ -403,6 +416,12 @@ def dry_run(plan: Any, spec: dict[str, Any], view: LiveView) -> int:
     if spec["target"]["kind"] == "aws":
         aws_env = AwsClients(spec["target"].get("region") or REGION).env()
     report = safety.dry_run(plan, aws_env)
+    if spec["target"]["kind"] == "aws" and isinstance(report, dict):
+        from peakready.paging import observer as pages
+
+        region = spec["target"].get("region") or "eu-central-1"
+        report["paging"] = pages.preflight(spec["target"], AwsClients(region), region) or \
+            ["no alarm topics to observe (target.paging.topics)"]
     view.say(f"dry run of {spec.get('name')}: nothing injected, no load")
     if isinstance(report, dict):
         for key, value in report.items():

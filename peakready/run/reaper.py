@@ -7,6 +7,11 @@ would send: Locust flushes its samples, the experiments run their rollbacks whil
 sandbox is still up; then the sandbox is stopped. Started by ``start_sandbox`` in a
 session of its own (a signal to the run's process group does not reach it); exits as soon
 as the run stopped the sandbox itself (state folder gone).
+
+With ``--cleanup FILE`` it guards AWS resources a run created for itself instead (the
+temporary SQS queue and subscriptions that observe pages, ``peakready.paging.sqs``): if
+the run dies while FILE still exists, they are deleted with the run's own credentials
+(inherited environment; FILE holds only names).
 """
 
 from __future__ import annotations
@@ -101,12 +106,46 @@ def watch(run_pid: int, state_dir: Path, poll_s: float = 0.5, grace_s: float = G
     return True
 
 
+def spawn_cleanup(run_pid: int, cleanup_file: Path, env: dict[str, str]) -> subprocess.Popen:
+    """The watcher for the AWS resources listed in ``cleanup_file``."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "peakready.run.reaper", "--pid", str(run_pid),
+         "--cleanup", str(cleanup_file)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, cwd="/", env=env)
+
+
+def watch_cleanup(run_pid: int, cleanup_file: Path, poll_s: float = 0.5) -> bool:
+    """Wait for the run to end; True when it died leaving ``cleanup_file`` (its resources
+    are deleted now). The run removes the file itself once it has cleaned up."""
+    while _alive(run_pid):
+        if not cleanup_file.exists():
+            return False
+        time.sleep(poll_s)
+    if not cleanup_file.exists():
+        return False
+    import boto3
+
+    from peakready.paging import sqs as paging_sqs
+
+    res = paging_sqs.QueueResources.load(cleanup_file)
+    session = boto3.Session(region_name=res.region)
+    problems = paging_sqs.delete(session.client("sqs"), session.client("sns"), res)
+    if not problems:
+        cleanup_file.unlink(missing_ok=True)
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m peakready.run.reaper")
     parser.add_argument("--pid", type=int, required=True)
-    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--cleanup", type=Path)
     args = parser.parse_args(argv)
-    watch(args.pid, args.state_dir)
+    if args.cleanup is not None:
+        watch_cleanup(args.pid, args.cleanup)
+    elif args.state_dir is not None:
+        watch(args.pid, args.state_dir)
     return 0
 
 

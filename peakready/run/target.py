@@ -29,6 +29,7 @@ class Target:
     notes: list[str] = field(default_factory=list)
     web_acl: dict[str, Any] | None = None  # the plan's target.web_acl as applied at start
     reaper: subprocess.Popen | None = None  # stops the sandbox if this process is killed
+    observer: Any = None  # peakready.paging.observer: closed (queue deleted) on stop
 
     @property
     def aws_env(self) -> dict[str, str]:
@@ -51,7 +52,10 @@ class Target:
 
     def stop(self, keep_logs_in: Path | None = None) -> None:
         """Stop the sandbox (no-op for AWS), first copying its logs into the run folder;
-        safe to call twice."""
+        safe to call twice. The page observer is closed first (its queue deleted)."""
+        observer, self.observer = self.observer, None
+        if observer is not None:
+            observer.close()
         if self.kind != "sandbox" or self.state_dir is None:
             return
         from peakready import sandbox

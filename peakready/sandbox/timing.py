@@ -35,6 +35,11 @@ class Timing:
     scale_out_datapoints: int = 3  # AWS target tracking: 3 of 3 one-minute datapoints
     scale_in_datapoints: int = 15  # AWS target tracking: 15 of 15
 
+    # SNS delivery to HTTP(S) subscribers (the pager)
+    sns_http_timeout_s: float = 2.0  # AWS: 15 s per attempt
+    sns_http_retries: int = 3  # AWS default HTTP policy: 3 retries
+    sns_http_retry_delay_s: float = 1.0  # AWS: 20 s between retries
+
     # data tier
     db_failover_dns_s: float = 1.0  # AWS Aurora: DNS TTL 5 s; failover typically < 30-60 s
     cache_failover_s: float = 1.0  # AWS ElastiCache: detection + promotion, tens of seconds

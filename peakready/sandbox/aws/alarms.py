@@ -149,12 +149,25 @@ class AlarmHistory:
                                        "newState": new_state}),
         })
 
-    def record_action(self, name: str, summary: str) -> dict:
+    def record_action(self, name: str, summary: str, resource: str | None = None,
+                      published: str | None = None, state_updated: datetime | None = None,
+                      ok: bool | None = None, error: str | None = None) -> dict:
+        """An ``Action`` item as AWS writes it: ``actionState``, the topic as
+        ``notificationResource``, the state change's time (epoch ms) and the message."""
+        succeeded = summary.startswith("Successfully") if ok is None else ok
+        data: dict = {"actionState": "Succeeded" if succeeded else "Failed"}
+        if resource:
+            data["notificationResource"] = resource
+        if state_updated is not None:
+            data["stateUpdateTimestamp"] = int(_aware(state_updated).timestamp() * 1000)
+        if published is not None:
+            data["publishedMessage"] = published
+        if error:
+            data["error"] = error
         return self._add({
             "AlarmName": name, "AlarmType": "MetricAlarm", "Timestamp": datetime.now(UTC),
             "HistoryItemType": "Action", "HistorySummary": summary,
-            "HistoryData": json.dumps({"actionState": "Succeeded" if summary.startswith(
-                "Successfully") else "Failed"})})
+            "HistoryData": json.dumps(data)})
 
     def query(self, name: str | None = None, item_type: str | None = None,
               start: datetime | None = None, end: datetime | None = None,

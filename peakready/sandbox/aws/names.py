@@ -26,8 +26,10 @@ SEARCH_DOMAIN = "peakready-search"  # the OpenSearch domain (peakready/sandbox/s
 RESOURCES = {"autoscaling_group": ASG, "load_balancer": ALB, "target_group": TARGET_GROUP,
              "db_cluster": DB_CLUSTER, "cache_replication_group": CACHE_GROUP}
 
-ALARM_5XX = "peakready-web-5xx"
-ALARM_LATENCY = "peakready-web-latency"
+ALARM_5XX = "peakready-web-5xx"  # 5xx share of requests, per period
+ALARM_LATENCY = "peakready-web-latency"  # target p99
+ALARM_HOSTS = "peakready-web-healthy-hosts"  # fewer healthy targets than the group's minimum
+PAGES_TOPIC = "peakready-pages"  # the SNS topic the alarms notify; the pager subscribes
 
 ASG_MIN, ASG_DESIRED, ASG_MAX = 2, 2, 6
 WEB_PORT = 80

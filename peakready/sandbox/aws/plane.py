@@ -30,9 +30,11 @@ from peakready.sandbox.aws import (
     bootstrap,
     extensions,
     names,
+    notification,
     processes,
     publish,
     scaling,
+    snsdelivery,
     waf,
 )
 from peakready.sandbox.aws import search as search_aws
@@ -40,6 +42,7 @@ from peakready.sandbox.aws.alarms import AlarmHistory
 from peakready.sandbox.aws.datatier import DataTier
 from peakready.sandbox.aws.logpipe import LogPipe
 from peakready.sandbox.aws.metricstore import MetricStore
+from peakready.sandbox.aws.paging import PagerHandle
 from peakready.sandbox.aws.scaling import ActivityLog
 from peakready.sandbox.aws.webtier import WebTier
 from peakready.sandbox.timing import Timing
@@ -65,6 +68,7 @@ class ControlPlane:
         self.web: WebTier | None = None
         self.waf: waf.WafSync | None = None
         self.logpipe: LogPipe | None = None
+        self.pager = PagerHandle(stack) if stack is not None else None
         self.endpoint_url = ""
         self._server: ThreadedMotoServer | None = None
         self._stop = threading.Event()
@@ -93,6 +97,9 @@ class ControlPlane:
         self._server.start()
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
+        snsdelivery.attach(self.endpoint_url, self.timing)
+        if self.pager is not None:
+            self.pager.start()  # its interpreter starts while the resources are created
         t = self.timing
         self.logpipe = LogPipe(self, t.firehose_interval_scale, t.metric_period_s)
         self.logpipe.start(wait=False)  # every instance ships its API log there
@@ -113,14 +120,19 @@ class ControlPlane:
 
     def _finish_boot(self) -> None:
         try:
+            topic = None
+            if self.pager is not None:
+                topic = self.pager.subscribe(self.endpoint_url)
             bootstrap.create_data_and_alarms(self.endpoint_url, self.timing.metric_period_s,
-                                             self.resources)
+                                             self.resources, topic)
             search_aws.create_domain(self.endpoint_url, self.stack)
             self._create_tracking_alarms()
             # the shop's Web ACL, on the balancer before the first instance is in service
             waf.create_default(self.endpoint_url, self.resources.load_balancer_arn)
             self.waf = waf.WafSync(self.stack, self.resources.load_balancer_arn)
             self.waf.poll()
+            if self.pager is not None:
+                self.pager.wait_confirmed()
         except Exception as exc:  # reported by ready(), which the daemon polls
             log.exception("control plane bootstrap failed")
             self._boot_error = exc
@@ -151,8 +163,11 @@ class ControlPlane:
         self.data.stop()
         if self.logpipe:
             self.logpipe.stop()
+        if self.pager is not None:
+            self.pager.stop()
         if self._server:
             self._server.stop()
+        snsdelivery.detach()
         extensions.detach(self)
 
     def status(self) -> dict:
@@ -172,6 +187,7 @@ class ControlPlane:
                 "web_tier": self.web.counts() if self.web else {},
                 "suspended_processes": suspended,
                 "waf": self.waf.status if self.waf else {},
+                "paging": self.pager.status() if self.pager else {},
                 "target_tracking": {"metric": "ALBRequestCountPerTarget",
                                     "target_value_per_period": self.target_value,
                                     "period_s": self.timing.metric_period_s},
@@ -311,33 +327,51 @@ class ControlPlane:
         self._notify(alarm, old, alarm.state_value, reason)
 
     def _notify(self, alarm, old: str, new: str, reason: str) -> None:
-        """Alarm actions that are SNS topics receive AWS's alarm notification (moto then
-        delivers it to the topic's subscriptions, e.g. an SQS queue)."""
+        """Alarm actions that are SNS topics receive AWS's alarm notification
+        (``notification``); moto hands it to the topic's subscriptions (an SQS queue at
+        once, HTTP(S) ones such as the pager after the lock is released, with a timeout:
+        ``snsdelivery``). The ``Action`` history item records the outcome."""
         actions = {"ALARM": alarm.alarm_actions, "OK": alarm.ok_actions,
                    "INSUFFICIENT_DATA": alarm.insufficient_data_actions}.get(new) or []
         if not alarm.actions_enabled:
             return
         sns = sns_backends[names.ACCOUNT_ID][names.REGION]
+        when = datetime.now(UTC)
         for arn in actions:
             if not arn.startswith("arn:aws:sns:"):
                 continue  # Auto Scaling policies are executed by track_target
-            message = json.dumps({
-                "AlarmName": alarm.name, "AlarmDescription": alarm.description,
-                "AWSAccountId": names.ACCOUNT_ID, "NewStateValue": new, "OldStateValue": old,
-                "NewStateReason": reason, "Region": "EU (Frankfurt)",
-                "AlarmArn": alarm.alarm_arn,
-                "StateChangeTime": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                "Trigger": {"MetricName": alarm.metric_name, "Namespace": alarm.namespace,
-                            "Threshold": alarm.threshold,
-                            "ComparisonOperator": alarm.comparison_operator}})
+            body = notification.message(alarm, old, new, reason, when, names.ACCOUNT_ID,
+                                        names.REGION)
             try:
-                with extensions.LOCK:
-                    sns.publish(message=message, arn=arn,
-                                subject=f'{new}: "{alarm.name}" in EU (Frankfurt)'[:99])
-                summary = f"Successfully executed action {arn}"
+                with extensions.LOCK, snsdelivery.collecting() as jobs:
+                    sns.publish(message=body, arn=arn,
+                                subject=notification.subject(new, alarm.name, names.REGION))
             except Exception as exc:  # noqa: BLE001 - a missing topic fails the action only
-                summary = f"Failed to execute action {arn}: {exc}"
-            self.history.record_action(alarm.name, summary)
+                self.history.record_action(alarm.name, f"Failed to execute action {arn}: {exc}",
+                                           arn, body, when, ok=False, error=str(exc))
+                continue
+            self._record_delivery(alarm.name, arn, body, when, jobs)
+
+    def _record_delivery(self, name: str, arn: str, body: str, when: datetime,
+                         jobs: list) -> None:
+        """The Action item once every HTTP(S) delivery of the publish has ended: a
+        subscriber that never answered is a failed action, naming endpoint and error."""
+        def done(outcomes: list) -> None:
+            failed = [o for o in outcomes if not o.ok]
+            if not failed:
+                self.history.record_action(name, f"Successfully executed action {arn}", arn,
+                                           body, when, ok=True)
+                return
+            first = failed[0]
+            error = (f"delivery to {first.endpoint} failed after {first.attempts} attempts: "
+                     f"{first.error}")
+            self.history.record_action(name, f"Failed to execute action {arn}: {error}", arn,
+                                       body, when, ok=False, error=error)
+
+        if jobs:
+            snsdelivery.deliver_all(jobs, done)
+        else:
+            done([])
 
     def _sync_target_value(self) -> None:
         """A put_scaling_policy with a new TargetValue moves both alarms' thresholds,
