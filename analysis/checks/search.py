@@ -83,6 +83,10 @@ def metric_rejections(ctx: Context, start_s: float, end_s: float) -> float | Non
 
 
 def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:
+    missing = ((ctx.run.meta.get("target") or {}).get("unavailable") or {}).get("search")
+    if missing:  # the sandbox started without its search domain: nothing to judge
+        return [CheckResult("search", "search", SKIPPED, f"the target had no search tier: "
+                            f"{missing}")]
     endpoint = cfg.get("endpoint", ENDPOINT)
     selector = cfg.get("phase", "*")
     windows = ctx.window(selector)
