@@ -21,11 +21,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
-# Each search is one shard query holding a pool thread 3 s; 3 nodes x 2 threads, no
-# queue: about 2 searches/s before the pools reject. Calm (~0.5 searches/s) fits, the
-# peak (~3/s) does not. The storefront gets workers enough that its own pool is not the
+# Each search is one shard query holding a pool thread 2 s (well inside the storefront
+# client's 5 s timeout); 3 nodes x 2 threads, no queue: about 3 searches/s before the
+# pools reject. Calm (~0.5 searches/s) fits, the peak (~4/s) does not. The storefront gets workers enough that its own pool is not the
 # limit, and the fault's live SLO is widened so its steady state holds under slow searches.
-SEARCH = {"shards": 1, "replicas": 2, "queue_size": 0, "query_cost_ms": 3000}
+SEARCH = {"shards": 1, "replicas": 2, "queue_size": 0, "query_cost_ms": 2000}
 PLAN = {
     "name": "search-e2e",
     "target": {"kind": "sandbox",
@@ -89,18 +89,19 @@ def test_node_reboot_and_too_small_pools_under_load(tmp_path, run_tmp):
     assert rc == 1, out  # a failing check: the verdict's exit code
     verdict = json.loads((run_dir / "verdict.json").read_text())
     results = {c["name"]: c for c in verdict["checks"] if c["check"] == "search"}
+    seen = "; ".join(f"{n}: {c['verdict']} ({c['reason']})" for n, c in results.items())
 
     # the pools too small for the peak: 429s, and the check fails naming the phase
     peak = results["search rejected in peak"]
-    assert peak["verdict"] == "fail", peak
+    assert peak["verdict"] == "fail", seen
     assert peak["evidence"]["rejected"] > 0 and peak["measured"] > 0.2
     assert peak["evidence"]["ThreadpoolSearchRejected_increase"] > 0  # AWS/ES agrees
     calm = results["search rejected in calm"]
-    assert calm["verdict"] == "pass", calm
+    assert calm["verdict"] == "pass", seen
 
     # the reboot: not green for a while, then green again, timed from the fault
     green = results["search green after search-node-reboot"]
-    assert green["verdict"] == "pass", green
+    assert green["verdict"] == "pass", seen
     assert green["evidence"]["datapoints_not_green"] >= 1
     assert 0 < green["measured"] <= 20
     metrics = pd.read_parquet(run_dir / "metrics.parquet")
@@ -118,5 +119,6 @@ def test_node_reboot_and_too_small_pools_under_load(tmp_path, run_tmp):
     t0 = verdict["t0"]
     during = searches.loc[(searches["ts"] >= t0 + window["start_s"])
                           & (searches["ts"] < t0 + window["end_s"])]
-    assert (during["status"] == 200).sum() > 0
-    assert not (searches["status"] >= 500).any(), searches["status"].value_counts()
+    assert (during["status"] == 200).sum() > 0, during["status"].value_counts().to_dict()
+    errors = searches.loc[searches["status"] >= 500, "error"].value_counts().to_dict()
+    assert not errors, errors
