@@ -30,9 +30,10 @@ from peakready.sandbox.timing import Timing
 TIMING = replace(Timing(), boot_delay_s=0.5, health_interval_s=0.25)
 
 
-async def open_loop(port: int, rate: float, duration: float, path_of, max_conns: int = 400
-                    ) -> list[tuple[float, int]]:
-    """(latency s from the intended send time, status) per arrival; status 0 = error."""
+async def open_loop(port: int, rate: float, duration: float, path_of, max_conns: int = 400,
+                    request_of=None) -> list[tuple[float, int]]:
+    """(latency s from the intended send time, status) per arrival; status 0 = error.
+    ``request_of(i)`` (raw request bytes) replaces ``GET path_of(i)`` when given."""
     idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     results: list[tuple[float, int]] = []
     open_conns = 0
@@ -49,7 +50,8 @@ async def open_loop(port: int, rate: float, duration: float, path_of, max_conns:
                 open_conns += 1
                 conn = await asyncio.open_connection("127.0.0.1", port)
             reader, writer = conn
-            writer.write(http11.render_request("GET", path_of(i), "bench"))
+            writer.write(request_of(i) if request_of is not None
+                         else http11.render_request("GET", path_of(i), "bench"))
             resp = await asyncio.wait_for(http11.read_response(reader), 30)
             status = resp.status if resp else 0
             results.append((time.monotonic() - intended, status))

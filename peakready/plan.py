@@ -44,7 +44,8 @@ __all__ = ["PLACEHOLDER", "Plan", "load_plan", "parse_plan"]
 TOP_LEVEL = {"name", "description", "target", "load", "phases", "faults", "checks",
              "stop_conditions"}
 TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow", "web_acl",
-               "paging"}
+               "paging", "sandbox"}
+SANDBOX_KEYS = {"search", "storefront"}  # how the sandbox is built (kind: sandbox only)
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
                   "cache_replication_group", "web_acl", "search_domain"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
@@ -360,6 +361,35 @@ def _target(v: _Validator, raw: Any) -> dict[str, Any]:
     from peakready.paging import config as paging_config  # the alarm topics a run observes
 
     out["paging"] = paging_config.parse(v.fail, raw.get("paging"), out["allow"]["topics"])
+    if raw.get("sandbox") is not None:
+        out["sandbox"] = _sandbox(v, raw["sandbox"])
+    return out
+
+
+def _sandbox(v: _Validator, raw: Any) -> dict[str, Any]:
+    """``target.sandbox``: the sandbox's search domain and storefront settings (the same
+    fields as ``PEAKREADY_SEARCH`` / ``PEAKREADY_STOREFRONT``), checked now so a bad value
+    stops the run before anything starts. Ignored by an aws target."""
+    from peakready.sandbox.search import config as search_config
+    from peakready.sandbox.storefront import config as storefront_config
+
+    raw = v.mapping("target.sandbox", raw)
+    v.unknown("target.sandbox", raw, SANDBOX_KEYS)
+    out: dict[str, Any] = {}
+    if raw.get("search") is not None:
+        search = v.mapping("target.sandbox.search", raw["search"])
+        try:
+            search_config.from_dict(search)
+        except search_config.SearchConfigError as exc:
+            v.fail(f"target.sandbox.search.{exc.field}", exc.message)
+        out["search"] = dict(search)
+    if raw.get("storefront") is not None:
+        storefront = v.mapping("target.sandbox.storefront", raw["storefront"])
+        try:
+            storefront_config.from_dict(storefront)
+        except (ValueError, TypeError) as exc:
+            v.fail("target.sandbox.storefront", str(exc))
+        out["storefront"] = dict(storefront)
     return out
 
 

@@ -228,7 +228,7 @@ def execute(opts: RunOptions) -> int:
         else:
             target = open_aws(spec["target"])
         try:
-            for note in preflight(plan, spec, target):
+            for note in [*target.notes, *preflight(plan, spec, target)]:
                 view.say(f"preflight: {note}")
             apply_web_acl(plan, spec, target, view)
             if signals.count:

@@ -28,6 +28,8 @@ class Target:
     base_period_s: int = 60
     notes: list[str] = field(default_factory=list)
     web_acl: dict[str, Any] | None = None  # the plan's target.web_acl as applied at start
+    # components the target lacks, with why (run.json, read by the checks that need them)
+    unavailable: dict[str, str] = field(default_factory=dict)
     reaper: subprocess.Popen | None = None  # stops the sandbox if this process is killed
     observer: Any = None  # peakready.paging.observer: closed (queue deleted) on stop
 
@@ -48,6 +50,8 @@ class Target:
             out["web_acl"] = self.web_acl
         if self.state_dir is not None:
             out["sandbox_state_dir"] = str(self.state_dir)
+        if self.unavailable:
+            out["unavailable"] = dict(self.unavailable)
         return out
 
     def stop(self, keep_logs_in: Path | None = None) -> None:
@@ -109,7 +113,9 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
     state_dir = Path(tempfile.mkdtemp(prefix="peakready-run-sandbox-"))
     watcher = reaper.spawn(os.getpid(), state_dir)
     try:
-        status = sandbox.start(state_dir=state_dir, lb_port=0)
+        built = spec_target.get("sandbox") or {}
+        status = sandbox.start(state_dir=state_dir, lb_port=0,
+                               storefront=built.get("storefront"), search=built.get("search"))
     except BaseException as exc:
         try:
             sandbox.stop(state_dir)
@@ -131,4 +137,8 @@ def start_sandbox(spec_target: dict[str, Any], logs_dir: Path | None = None) -> 
                     reaper=watcher)
     if not aws:
         target.notes.append("the sandbox has no AWS endpoint: faults and collection cannot run")
+    missing = (status.get("search") or {}).get("unavailable")
+    if missing:
+        target.unavailable["search"] = missing
+        target.notes.append(missing)
     return target

@@ -22,12 +22,14 @@ def resolve_state_dir(state_dir: str | Path | None = None) -> Path:
 
 
 def start(state_dir: str | Path | None = None, instances: int = 2, lb_port: int = 0,
-          timing: Any = None, storefront: dict | None = None, timeout: float = 90.0) -> dict:
-    """Start the sandbox daemon and return its status once everything is healthy."""
+          timing: Any = None, storefront: dict | None = None, timeout: float = 90.0,
+          search: dict | None = None) -> dict:
+    """Start the sandbox daemon and return its status once everything is healthy.
+    ``storefront``/``search`` override ``PEAKREADY_STOREFRONT``/``PEAKREADY_SEARCH``."""
     from peakready.sandbox import control
 
     return control.start(resolve_state_dir(state_dir), instances, lb_port, timing, storefront,
-                         timeout)
+                         timeout, search)
 
 
 def stop(state_dir: str | Path | None = None, timeout: float = 30.0) -> bool:

@@ -57,7 +57,8 @@ def status(state_dir: Path) -> dict:
     return data
 
 
-def _validate(instances: int, lb_port: int, storefront: dict | None) -> None:
+def _validate(instances: int, lb_port: int, storefront: dict | None,
+              search: dict | None = None) -> None:
     if not isinstance(instances, int) or not 0 <= instances <= 20:
         raise BadInput(f"instances must be an integer 0..20, got {instances!r}")
     if not isinstance(lb_port, int) or not 0 <= lb_port <= 65535:
@@ -69,11 +70,19 @@ def _validate(instances: int, lb_port: int, storefront: dict | None) -> None:
             config.from_dict(storefront)
         except (ValueError, TypeError) as exc:
             raise BadInput(str(exc)) from exc
+    if search is not None:
+        from peakready.sandbox.search import config as search_config
+
+        try:
+            search_config.from_dict(search)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from exc
 
 
 def start(state_dir: Path, instances: int = 2, lb_port: int = 0, timing: Any = None,
-          storefront: dict | None = None, timeout: float = 90.0) -> dict:
-    _validate(instances, lb_port, storefront)
+          storefront: dict | None = None, timeout: float = 90.0,
+          search: dict | None = None) -> dict:
+    _validate(instances, lb_port, storefront, search)
     current = status(state_dir)
     if current["state"] in ("running", "starting"):
         return {**current, "already_running": True}
@@ -89,6 +98,8 @@ def start(state_dir: Path, instances: int = 2, lb_port: int = 0, timing: Any = N
         cmd += ["--timing", json.dumps(asdict(timing) if is_dataclass(timing) else dict(timing))]
     if storefront:
         cmd += ["--storefront", json.dumps(storefront)]
+    if search:
+        cmd += ["--search", json.dumps(search)]
     with open(state_dir / "logs" / "daemon.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True, cwd="/")

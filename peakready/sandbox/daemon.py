@@ -48,7 +48,8 @@ class Daemon:
         self.timing = (timing_mod.Timing(**overrides) if overrides is not None
                        else timing_mod.load())
         self.stack = Stack(self.state_dir, self.timing, args.lb_port,
-                           json.loads(args.storefront) if args.storefront else None)
+                           json.loads(args.storefront) if args.storefront else None,
+                           json.loads(args.search) if args.search else None)
         self.addons: list = []
         self.started_at = time.time()
         self.ready_s: float | None = None
@@ -144,6 +145,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lb-port", type=int, default=0)
     p.add_argument("--timing", help="Timing fields as JSON (default: PEAKREADY_TIMING)")
     p.add_argument("--storefront", help="storefront config JSON")
+    p.add_argument("--search", help="search domain config JSON (over PEAKREADY_SEARCH)")
     return p.parse_args(argv)
 
 

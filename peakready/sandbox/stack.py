@@ -31,6 +31,7 @@ from peakready.sandbox.postgres import PgCluster
 from peakready.sandbox.procs import Spawner
 from peakready.sandbox.redisnodes import RedisGroup
 from peakready.sandbox.search import config as search_config
+from peakready.sandbox.search.availability import engine_missing
 from peakready.sandbox.search.group import SearchDomain
 from peakready.sandbox.serve import bind_listener
 from peakready.sandbox.storefront import config as sf_config
@@ -82,6 +83,7 @@ class Stack:
         self.state_dir = Path(state_dir).resolve()
         self.search_cfg = search_config.load(search)
         self.search: SearchDomain | None = None
+        self.search_missing: str | None = None  # why there is no search domain, if none
         self.timing = timing or Timing()
         self.sf = sf_config.load(storefront)
         self.requested_lb_port = lb_port
@@ -121,15 +123,20 @@ class Stack:
                             run_as)
         self.redis = RedisGroup(self.ports.take_many(2), self.state_dir / "redis",
                                 self.spawner, self.log_dir)
-        self.search = SearchDomain(self.search_cfg, self.ports.take_many(self.search_cfg.nodes),
-                                   self.state_dir / "search", self.spawner, self.log_dir,
-                                   on_event=self._emitter("es", search_config.DOMAIN))
-        self.search.reserve()
+        self.search_missing = engine_missing()
+        if self.search_missing is None:
+            self.search = SearchDomain(self.search_cfg,
+                                       self.ports.take_many(self.search_cfg.nodes),
+                                       self.state_dir / "search", self.spawner, self.log_dir,
+                                       on_event=self._emitter("es", search_config.DOMAIN))
+            self.search.reserve()
+        else:
+            log.warning("%s", self.search_missing)
         rows = catalog.load()
         with ThreadPoolExecutor(3, thread_name_prefix="stack-start") as pool:
             pg_job = pool.submit(self.pg.start, rows)
             redis_job = pool.submit(self.redis.start)
-            search_job = pool.submit(self.search.start, rows)
+            search_job = pool.submit(self.search.start, rows) if self.search else None
             launched = [self.launch_instance(new_instance_id())["id"] for _ in range(instances)]
             self._wait_balancer()  # its sockets are bound already: it started in parallel
             log.info("balancer up after %.2f s", time.time() - self.started_at)
@@ -139,8 +146,9 @@ class Stack:
             log.info("redis pair up after %.2f s", time.time() - self.started_at)
             pg_job.result()
             log.info("postgres pair up after %.2f s", time.time() - self.started_at)
-            search_job.result()
-            log.info("search domain up after %.2f s", time.time() - self.started_at)
+            if search_job is not None:
+                search_job.result()
+                log.info("search domain up after %.2f s", time.time() - self.started_at)
         self._monitor = threading.Thread(target=self._monitor_loop, name="stack-monitor",
                                          daemon=True)
         self._monitor.start()
@@ -476,6 +484,8 @@ class Stack:
         }
         if self.search is not None:
             out["search"] = search
+        elif self.search_missing:
+            out["search"] = {"unavailable": self.search_missing}
         if self.lb_port_note:
             out["note"] = self.lb_port_note
         return out

@@ -34,6 +34,7 @@ def test_sandbox_demo_resolves_what_each_fault_touches():
         ("aurora-failover", "db_cluster", "peakready-db"),
         ("cache-node-failover", "cache_replication_group", "peakready-sessions"),
         ("kill-web-instance", "autoscaling_group", "peakready-web"),
+        ("search-node-reboot", "search_domain", "peakready-search"),
     ]
     resolved = plan.resolved()
     assert "_duration_s" not in resolved

@@ -5,7 +5,8 @@ int(allocated_processors * 3 / 2) + 1`` and a bounded queue (OpenSearch: 1000; h
 default, so a campaign peak on a laptop can fill it). Each shard query holds one pool
 thread for ``query_cost_ms`` (held, not burnt: the load generator needs the cores) plus
 the real tantivy search, so a node saturates and rejects like a real one. Override with
-``PEAKREADY_SEARCH`` as JSON, e.g. ``{"queue_size": 2, "query_cost_ms": 20}``.
+``PEAKREADY_SEARCH`` as JSON, e.g. ``{"queue_size": 2, "query_cost_ms": 20}``, or from a
+sandbox plan's ``target.sandbox.search`` (validated when the plan loads).
 """
 
 from __future__ import annotations
@@ -16,6 +17,16 @@ from dataclasses import asdict, dataclass, fields, replace
 
 DOMAIN = "peakready-search"
 INDEX = "products"
+
+
+class SearchConfigError(ValueError):
+    """A bad search setting; ``field`` names it (``queue_size``), so a plan can say
+    ``target.sandbox.search.queue_size``."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"search config: {field}: {message}")
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -46,22 +57,27 @@ def load(overrides: dict | None = None) -> SearchConfig:
 
 
 def from_dict(data: dict | None) -> SearchConfig:
+    """The defaults overlaid with ``data``; SearchConfigError names the first bad field."""
     data = dict(data or {})
     known = {f.name: f for f in fields(SearchConfig)}
-    unknown = set(data) - set(known)
+    unknown = sorted(set(map(str, data)) - set(known))
     if unknown:
-        raise ValueError(f"search config: unknown keys {sorted(unknown)}")
+        raise SearchConfigError(unknown[0], f"unknown field (known: {', '.join(sorted(known))})")
     out = {}
     for key, value in data.items():
         kind = int if known[key].type in ("int", int) else float
         if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ValueError(f"search config: {key} must be a number >= 0")
+            raise SearchConfigError(key, f"must be a number >= 0, got {value!r}")
+        if kind is int and value != int(value):
+            raise SearchConfigError(key, f"must be an integer, got {value!r}")
         out[key] = kind(value)
     cfg = replace(SearchConfig(), **out)
-    if cfg.nodes < 1 or cfg.shards < 1 or cfg.allocated_processors < 1:
-        raise ValueError("search config: nodes, shards and allocated_processors must be >= 1")
+    for key in ("nodes", "shards", "allocated_processors"):
+        if getattr(cfg, key) < 1:
+            raise SearchConfigError(key, "must be >= 1")
     if cfg.replicas > cfg.nodes - 1:
-        raise ValueError(f"search config: replicas must be <= nodes - 1 ({cfg.nodes - 1})")
+        raise SearchConfigError("replicas", f"must be <= nodes - 1 ({cfg.nodes - 1}): each "
+                                            "copy of a shard lives on its own node")
     return cfg
 
 
