@@ -18,6 +18,7 @@ patch on its own (tests/control/test_extensions.py). Adding one is one decorated
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ from moto.elbv2.responses import ELBV2Response
 from moto.rds.models import DBCluster
 from moto.rds.responses import RDSResponse
 
-from peakready.sandbox.aws import processes, queries
+from peakready.sandbox.aws import names, processes, queries
 
+log = logging.getLogger(__name__)
 LOCK = threading.RLock()
 _state: dict[str, Any] = {"plane": None, "installed": False}
 ORIGINALS: dict[str, Any] = {}  # Patch.target -> moto's attribute before install()
@@ -141,6 +143,25 @@ def locked_call_action(call_action):
         with LOCK:
             return call_action(self)
     return method
+
+
+@_patch(BaseResponse, "get_region_from_url", "the sandbox is one region: a request signed "
+        "for another (an experiment that hard-codes its production region) is served by the "
+        "sandbox's, not by an empty backend that answers 'not found'")
+def one_region(get_region):
+    def method(self, request, full_url):
+        region = get_region(self, request, full_url)
+        if _plane() is None or region == names.REGION:
+            return region
+        if region not in _FOREIGN_REGIONS:
+            _FOREIGN_REGIONS.add(region)
+            log.warning("requests for region %s are served by the sandbox's region %s",
+                        region, names.REGION)
+        return names.REGION
+    return method
+
+
+_FOREIGN_REGIONS: set[str] = set()
 
 
 # ---- Auto Scaling / EC2 models -----------------------------------------------------------
@@ -293,6 +314,25 @@ def describe_target_health(self, plane, original):
     result = original(self)
     return ActionResult({"TargetHealthDescriptions": plane.web.describe_target_health(
         self._get_param("TargetGroupArn"), result.result["TargetHealthDescriptions"])})
+
+
+@_routed(ELBV2Response, "deregister_targets", "a deregistered target drains on the balancer "
+         "for the deregistration delay and stays out (moto: gone at once, and re-registered "
+         "by the group's next capacity change)")
+def deregister_targets(self, plane, original):
+    result = original(self)  # moto validates: unknown group, target not registered
+    plane.web.user_deregistered(self._get_param("TargetGroupArn"),
+                                [t["Id"] for t in self._get_param("Targets", [])])
+    return result
+
+
+@_routed(ELBV2Response, "register_targets", "a registered target is health-checked by the "
+         "balancer from `initial` (moto: healthy at once, no traffic)")
+def register_targets(self, plane, original):
+    result = original(self)  # moto validates: unknown group, instance not running
+    plane.web.user_registered(self._get_param("TargetGroupArn"),
+                              [t["Id"] for t in self._get_param("Targets", [])])
+    return result
 
 
 # ---- CloudWatch ------------------------------------------------------------------------

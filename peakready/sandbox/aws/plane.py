@@ -32,6 +32,7 @@ from peakready.sandbox.aws import (
     names,
     processes,
     publish,
+    refusals,  # noqa: F401 - registers the refused actions' patches before attach()
     scaling,
     waf,
 )
