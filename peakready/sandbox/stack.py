@@ -350,6 +350,12 @@ class Stack:
         return self.pg.failover(target, self.timing.db_failover_dns_s,
                                 on_event=self._emitter("rds", self.pg.cluster))
 
+    def reboot_db(self, name: str) -> dict:
+        """Reboot one PostgreSQL node (down for ``timing.db_reboot_s``, same role after);
+        blocks until it is back."""
+        assert self.pg is not None
+        return self.pg.reboot(name, self.timing.db_reboot_s)
+
     def db_stats(self) -> dict:
         assert self.pg is not None
         return self.pg.stats()

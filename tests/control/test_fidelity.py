@@ -16,12 +16,14 @@ from pathlib import Path
 
 import boto3
 import pytest
-from chaosaws.ec2.actions import revoke_security_group_ingress
+from botocore.exceptions import ClientError
+from chaosaws.ec2.actions import restart_instances, revoke_security_group_ingress
 from chaosaws.rds.actions import reboot_db_instance, stop_db_instance
 from chaoslib.exceptions import FailedActivity
 
 from peakready.cli import main
 from peakready.sandbox.aws import names
+from peakready.sandbox.timing import Timing
 
 from .conftest import FAST, asg_instances, wait_for
 
@@ -131,8 +133,8 @@ def test_deregistered_target_drains_for_the_delay_then_is_gone(sandbox_status, a
 def test_actions_the_sandbox_cannot_model_are_refused(sandbox_status, aws, chaos_config):
     writer_before = _writer(aws)
     with pytest.raises(FailedActivity, match=r"\(UnsupportedBySandbox\).*refuses "
-                       r"RebootDBInstance: rebooting a PostgreSQL node"):
-        reboot_db_instance("peakready-db-1", configuration=chaos_config)
+                       r"RebootDBInstance: ForceFailover"):
+        reboot_db_instance(writer_before, force_failover=True, configuration=chaos_config)
     with pytest.raises(FailedActivity, match="cannot be stopped individually"):
         stop_db_instance("peakready-db-2", configuration=chaos_config)  # AWS: not for Aurora
     assert _writer(aws) == writer_before
@@ -141,6 +143,33 @@ def test_actions_the_sandbox_cannot_model_are_refused(sandbox_status, aws, chaos
     with pytest.raises(FailedActivity, match="refuses RevokeSecurityGroupIngress"):
         revoke_security_group_ingress(group, ip_protocol="tcp", from_port=80, to_port=80,
                                       cidr_ip="0.0.0.0/0", configuration=chaos_config)
+    member = asg_instances(aws)[0]["InstanceId"]
+    with pytest.raises(ClientError, match="refuses RebootInstances"):  # chaosaws lets it out
+        restart_instances(instance_ids=[member], configuration=chaos_config)
+
+
+def test_rebooted_writer_is_unavailable_for_its_reboot_time(sandbox_status, aws, shop,
+                                                            chaos_config):
+    writer = _writer(aws)
+    assert shop.request("GET", "/api/products?page=1")[0] == 200
+    t0 = time.monotonic()
+    reboot_db_instance(writer, configuration=chaos_config)
+    assert _db_status(aws, writer) == "rebooting"
+    wait_for(lambda: shop.request("GET", "/api/products?page=1")[0] == 503, 5, interval=0.1,
+             what="reads to fail while the writer is down")
+    wait_for(lambda: _db_status(aws, writer) == "available", 20, what="the reboot to end")
+    assert time.monotonic() - t0 >= Timing().db_reboot_s  # down for the reboot time
+    assert _writer(aws) == writer  # a reboot is not a failover
+    wait_for(lambda: shop.request("GET", "/api/products?page=1")[0] == 200, 10,
+             what="reads to work again")
+    events = aws("rds").describe_events(SourceIdentifier=writer, SourceType="db-instance")
+    assert [e["Message"] for e in events["Events"]][-2:] == ["DB instance shutdown",
+                                                            "DB instance restarted"]
+
+
+def _db_status(aws, ident: str) -> str:
+    return aws("rds").describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0][
+        "DBInstanceStatus"]
 
 
 def _writer(aws) -> str:

@@ -459,6 +459,21 @@ def rds_describe_events(self, plane, original):
     return ActionResult({"Events": list(moto_events) + mine})
 
 
+@_routed(RDSResponse, "reboot_db_instance", "the node's PostgreSQL process "
+         "restarts and is unavailable for its reboot time (moto: a no-op)")
+def reboot_db_instance(self, plane, original):
+    ident = self._get_param("DBInstanceIdentifier")
+    if self._get_bool_param("ForceFailover", False):
+        from peakready.sandbox.aws.refusals import CODE, UnsupportedBySandbox, message
+
+        raise UnsupportedBySandbox(CODE, message(
+            "reboot_db_instance", "ForceFailover is for Multi-AZ DB instances, which the "
+            "sandbox does not model; fail the Aurora cluster over with FailoverDBCluster"))
+    database = self.backend.describe_db_instances(ident)[0]  # DBInstanceNotFound as AWS
+    plane.data.start_db_reboot(database)
+    return ActionResult({"DBInstance": database})
+
+
 # ---- ElastiCache -----------------------------------------------------------------------
 @_routed(ElastiCacheResponse, "test_failover", "kills the Redis primary process and promotes "
          "the replica (moto: not implemented)")

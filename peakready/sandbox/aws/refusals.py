@@ -45,8 +45,6 @@ REFUSED: list[tuple[type, str, str]] = [
      "them would not change which instances it reaches"),
     (ELBV2Response, "delete_load_balancer", "deleting the balancer would leave its process "
      "serving; stop the sandbox instead"),
-    (RDSResponse, "reboot_db_instance", "rebooting a PostgreSQL node (unavailable for its "
-     "reboot time, ForceFailover) is not modelled; use failover_db_cluster"),
     (RDSResponse, "stop_db_cluster", "stopping the cluster's PostgreSQL processes is not "
      "modelled"),
     (RDSResponse, "start_db_cluster", "stopping/starting the cluster's PostgreSQL processes is "
@@ -96,3 +94,4 @@ def stop_db_instance(self, plane, original):
         f"Aurora DB instance {self._get_param('DBInstanceIdentifier')} cannot be stopped "
         f"individually; StopDBInstance does not apply to Aurora (use StopDBCluster, which "
         f"the peakready sandbox does not model either; see {DOCS})")
+
