@@ -238,16 +238,16 @@ class Stack:
             return [e for e in self.events if e["ts"] >= ts]
 
     # --- web tier -----------------------------------------------------------------------
-    def launch_instance(self, instance_id: str) -> dict:
-        """Start a storefront process for ``instance_id``; it passes /health only after
-        ``timing.boot_delay_s``. Returns at once."""
+    def launch_instance(self, instance_id: str, port: int = 0) -> dict:
+        """Start a storefront process for ``instance_id`` (on ``port``, else a free one); it
+        passes /health only after ``timing.boot_delay_s``. Returns at once."""
         if self.pg is None or self.redis is None:
             raise RuntimeError("the data tier is not started")
         with self.lock:
             existing = self._instances.get(instance_id)
             if existing is not None and existing.alive():
                 return existing.describe()
-            sock = bind_listener(0)
+            sock = bind_listener(port)
             port = sock.getsockname()[1]
             launched = time.time()
             db_nodes = ",".join(f"127.0.0.1:{n.port}" for n in self.pg.nodes)
@@ -276,6 +276,16 @@ class Stack:
         inst.state, inst.ended_at = "killed", time.time()
         self._event("autoscaling", "instance_terminate", instance_id, {"signal": "SIGKILL"})
         return inst.describe()
+
+    def reboot_instance(self, instance_id: str) -> dict:
+        """An EC2 reboot: the process dies (in-flight requests fail) and the same instance
+        boots again on the same port, failing /health for ``timing.boot_delay_s``, so the
+        balancer's checks see it down as they would a rebooting VM. Returns at once."""
+        inst = self._instance(instance_id)
+        if not inst.alive():
+            raise RuntimeError(f"instance {instance_id} is not running")
+        procs.kill(inst.proc)
+        return self.launch_instance(instance_id, port=inst.port)
 
     def terminate_instance(self, instance_id: str) -> dict:
         """Graceful stop (SIGTERM), as a scale-in does after draining."""

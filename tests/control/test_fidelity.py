@@ -16,7 +16,6 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from chaosaws.ec2.actions import restart_instances, revoke_security_group_ingress
 from chaosaws.rds.actions import reboot_db_instance, stop_db_instance
 from chaoslib.exceptions import FailedActivity
@@ -25,7 +24,7 @@ from peakready.cli import main
 from peakready.sandbox.aws import names
 from peakready.sandbox.timing import Timing
 
-from .conftest import FAST, asg_instances, wait_for
+from .conftest import FAST, asg_instances, component, live_status, wait_for
 
 TG = names.TARGET_GROUP
 EXPERIMENT = {  # as the public catalogs write it; the region is someone's production one
@@ -143,9 +142,27 @@ def test_actions_the_sandbox_cannot_model_are_refused(sandbox_status, aws, chaos
     with pytest.raises(FailedActivity, match="refuses RevokeSecurityGroupIngress"):
         revoke_security_group_ingress(group, ip_protocol="tcp", from_port=80, to_port=80,
                                       cidr_ip="0.0.0.0/0", configuration=chaos_config)
-    member = asg_instances(aws)[0]["InstanceId"]
-    with pytest.raises(ClientError, match="refuses RebootInstances"):  # chaosaws lets it out
-        restart_instances(instance_ids=[member], configuration=chaos_config)
+
+
+def test_restarted_instance_reboots_and_fails_its_health_checks(sandbox_status, aws,
+                                                                chaos_config):
+    victim = wait_for(lambda: [i for i, h in _health(aws).items() if h["State"] == "healthy"],
+                      20, what="a healthy target")[0]
+    before = _component(sandbox_status, victim)
+    restart_instances(instance_ids=[victim], configuration=chaos_config)
+    after = wait_for(lambda: (_component(sandbox_status, victim) or before)["pid"]
+                     != before["pid"] and _component(sandbox_status, victim), 5,
+                     interval=0.1, what="the instance's process to restart")
+    assert after["port"] == before["port"] and after["alive"]  # the same VM, booting again
+    wait_for(lambda: _health(aws).get(victim, {}).get("State") != "healthy", 10,
+             interval=0.1, what="the balancer to see the rebooting instance fail")
+
+
+def _component(sandbox_status, name: str) -> dict | None:
+    try:
+        return component(live_status(sandbox_status), name)
+    except StopIteration:  # replaced meanwhile
+        return None
 
 
 def test_rebooted_writer_is_unavailable_for_its_reboot_time(sandbox_status, aws, shop,

@@ -282,6 +282,17 @@ def terminate_instances(self, plane, original):
     return result
 
 
+@_routed(InstanceResponse, "reboot_instances", "a rebooted instance's process restarts and "
+         "fails its health checks for its boot time (moto: a no-op)")
+def reboot_instances(self, plane, original):
+    result = original(self)  # moto validates the ids (InvalidInstanceID.NotFound)
+    running = {i["id"] for i in plane.stack.instances() if i.get("alive")}
+    for instance_id in self._get_param("InstanceIds", []):
+        if instance_id in running:  # a stopped or foreign instance: nothing to restart
+            plane.stack.reboot_instance(instance_id)
+    return result
+
+
 @_routed(AutoScalingResponse, "set_desired_capacity", "AWS rejects a desired capacity outside "
          "min..max (moto clamps silently); processes follow the new capacity")
 def set_desired_capacity(self, plane, original):

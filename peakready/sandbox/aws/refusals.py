@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.core.exceptions import ServiceException
-from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.elasticache.responses import ElastiCacheResponse
 from moto.elbv2.responses import ELBV2Response
@@ -37,8 +36,6 @@ REFUSED: list[tuple[type, str, str]] = [
     (SecurityGroups, "authorize_security_group_ingress", _SG),
     (SecurityGroups, "revoke_security_group_egress", _SG),
     (SecurityGroups, "authorize_security_group_egress", _SG),
-    (InstanceResponse, "reboot_instances", "an instance reboot (the storefront process down "
-     "for its boot time) is not modelled; use stop_instances or terminate_instances"),
     (ELBV2Response, "set_security_groups", "the balancer has no packet filter: changing its "
      "security groups would not block any client"),
     (ELBV2Response, "set_subnets", "the balancer runs on 127.0.0.1, not in subnets: changing "
