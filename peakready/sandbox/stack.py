@@ -339,6 +339,11 @@ class Stack:
         """Target states with the reason code, as DescribeTargetHealth reports them."""
         return self._admin("GET", "/targets")["targets"]
 
+    def set_deregistration_delay(self, seconds: float) -> dict:
+        """The target group's ``deregistration_delay.timeout_seconds``, applied to the
+        balancer's draining from the next deregistration on."""
+        return self._admin("PUT", "/settings", {"deregistration_delay_s": seconds})
+
     def set_web_acl(self, payload: dict) -> dict:
         """Put the ALB's Web ACL on the balancer's request path (``{"web_acl": None}``
         removes it); see peakready/sandbox/balancer/waf.py."""

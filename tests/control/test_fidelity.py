@@ -129,6 +129,33 @@ def test_deregistered_target_drains_for_the_delay_then_is_gone(sandbox_status, a
              what="the re-registered target to pass its checks")
 
 
+def test_the_target_group_s_deregistration_delay_is_the_drain_time(sandbox_status, aws):
+    elbv2 = aws("elbv2")
+    arn = elbv2.describe_target_groups(Names=[TG])["TargetGroups"][0]["TargetGroupArn"]
+
+    def delay() -> str:
+        attrs = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        return next(a["Value"] for a in attrs
+                    if a["Key"] == "deregistration_delay.timeout_seconds")
+
+    assert float(delay()) == FAST.deregistration_delay_s  # what the balancer drains for
+    elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": "3"}])
+    try:
+        assert delay() == "3"
+        victim = wait_for(lambda: [i for i, h in _health(aws).items()
+                                   if h["State"] == "healthy"], 20, what="a healthy target")[0]
+        t0 = time.monotonic()
+        elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": victim, "Port": 80}])
+        wait_for(lambda: victim not in _health(aws), 10, interval=0.1, what="the drain to end")
+        assert time.monotonic() - t0 >= 2.7
+        elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": victim, "Port": 80}])
+    finally:
+        elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+            {"Key": "deregistration_delay.timeout_seconds",
+             "Value": f"{FAST.deregistration_delay_s:g}"}])
+
+
 def test_actions_the_sandbox_cannot_model_are_refused(sandbox_status, aws, chaos_config):
     writer_before = _writer(aws)
     with pytest.raises(FailedActivity, match=r"\(UnsupportedBySandbox\).*refuses "

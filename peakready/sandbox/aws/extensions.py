@@ -346,6 +346,39 @@ def register_targets(self, plane, original):
     return result
 
 
+@_routed(ELBV2Response, "modify_target_group_attributes", "deregistration_delay."
+         "timeout_seconds is how long the balancer drains a deregistered target (moto: stored)")
+def modify_target_group_attributes(self, plane, original):
+    result = original(self)  # moto validates 0..3600
+    attrs = {a["Key"]: a["Value"] for a in self._get_param("Attributes", [])}
+    delay = attrs.get(DEREGISTRATION_DELAY)
+    if delay not in (None, "") and plane.web is not None:
+        plane.web.set_deregistration_delay(self._get_param("TargetGroupArn"), float(delay))
+    return result
+
+
+@_routed(ELBV2Response, "describe_target_group_attributes", "the deregistration delay the "
+         "balancer drains for (the sandbox's timing until set; moto: AWS's default 300)")
+def describe_target_group_attributes(self, plane, original):
+    result = original(self)
+    arn = self._get_param("TargetGroupArn")
+    if plane.web is None or arn != plane.web.target_group_arn:
+        return result
+    delay = plane.web.deregistration_delay_s
+    if delay is None:
+        delay = plane.timing.deregistration_delay_s
+    attrs = result.result["Attributes"]  # moto: a dict, serialised as Key/Value items
+    if isinstance(attrs, dict):
+        attrs = {**attrs, DEREGISTRATION_DELAY: f"{delay:g}"}
+    else:
+        attrs = [a for a in attrs if a["Key"] != DEREGISTRATION_DELAY] + [
+            {"Key": DEREGISTRATION_DELAY, "Value": f"{delay:g}"}]
+    return ActionResult({"Attributes": attrs})
+
+
+DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
+
+
 # ---- CloudWatch ------------------------------------------------------------------------
 @_routed(CloudWatchResponse, "put_metric_data", "datapoints go to the plane's metric store, "
          "which answers statistics and percentiles as CloudWatch does")

@@ -52,6 +52,7 @@ class WebTier:
     terminations: dict[str, dict] = field(default_factory=dict)  # id -> how it went
     trigger: str = ""  # why desired capacity last changed, prefixed to the next causes
     deregistered: set[str] = field(default_factory=set)  # members a user took out of the TG
+    deregistration_delay_s: float | None = None  # the target group attribute; None: timing's
     _timers: list[threading.Timer] = field(default_factory=list)
 
     # ---- moto side ---------------------------------------------------------------
@@ -222,7 +223,10 @@ class WebTier:
         self._deregister_in_moto(instance_id)
         if how["graceful"]:
             # ALB drains the target first; the VM is terminated after the delay.
-            timer = threading.Timer(self.timing.deregistration_delay_s, self._kill,
+            delay = self.deregistration_delay_s
+            if delay is None:
+                delay = self.timing.deregistration_delay_s
+            timer = threading.Timer(delay, self._kill,
                                     args=(instance_id, activity, True))
             timer.daemon = True
             self._timers.append(timer)
@@ -305,6 +309,14 @@ class WebTier:
             self.deregistered.discard(instance_id)
             if instance_id in known:
                 self.stack.register_target(instance_id)
+
+    def set_deregistration_delay(self, tg_arn: str, seconds: float) -> None:
+        """ModifyTargetGroupAttributes ``deregistration_delay.timeout_seconds``: the
+        balancer drains for it, and a scale-in terminates the VM after it."""
+        if tg_arn != self.target_group_arn:
+            return
+        self.stack.set_deregistration_delay(seconds)
+        self.deregistration_delay_s = seconds
 
     def in_service(self) -> list[str]:
         with LOCK:
