@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from moto.core.exceptions import ServiceException
+from moto.ec2.responses.elastic_block_store import ElasticBlockStore
 from moto.ec2.responses.security_groups import SecurityGroups
 from moto.elasticache.responses import ElastiCacheResponse
 from moto.elbv2.responses import ELBV2Response
@@ -36,6 +37,8 @@ REFUSED: list[tuple[type, str, str]] = [
     (SecurityGroups, "authorize_security_group_ingress", _SG),
     (SecurityGroups, "revoke_security_group_egress", _SG),
     (SecurityGroups, "authorize_security_group_egress", _SG),
+    (ElasticBlockStore, "detach_volume", "the storefront instances have no EBS volumes: "
+     "detaching one (chaosaws detach_random_volume) would change nothing they do"),
     (ELBV2Response, "set_security_groups", "the balancer has no packet filter: changing its "
      "security groups would not block any client"),
     (ELBV2Response, "set_subnets", "the balancer runs on 127.0.0.1, not in subnets: changing "
