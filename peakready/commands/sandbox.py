@@ -1,10 +1,13 @@
-"""``peakready sandbox up | down | status [--json]``: the local stack on its own."""
+"""``peakready sandbox up | down | status [--json] | env``: the local stack on its own."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+
+from peakready.sandbox import shellenv
 
 DEFAULT_LB_PORT = 8080
 
@@ -13,7 +16,9 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser(
         "sandbox", help="start/stop/inspect the local sandbox (storefront, ALB, PostgreSQL, "
         "Redis, AWS endpoint on 127.0.0.1)")
-    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("action", choices=["up", "down", "status", "env"],
+                        help="env: the exports a shell needs to point chaos/boto3/aws at the "
+                        "sandbox (eval \"$(peakready sandbox env)\")")
     parser.add_argument("--state-dir", help="state folder (default: $PEAKREADY_SANDBOX_DIR, "
                         "else .peakready/sandbox)")
     parser.add_argument("--instances", type=int, default=2,
@@ -46,6 +51,13 @@ def handle(args: argparse.Namespace) -> int:
         print("sandbox stopped" if stopped else "no sandbox running")
         return 0
     st = sandbox.status(args.state_dir)
+    if args.action == "env":
+        if st.get("state") != "running":
+            print(f"no sandbox running in {st.get('state_dir')}: start one with "
+                  f"`peakready sandbox up`", file=sys.stderr)
+            return 1
+        print(shellenv.render(st))
+        return 0
     print(json.dumps(st, indent=2) if args.json else render(st))
     return 0 if st.get("state") == "running" else 1
 

@@ -396,6 +396,40 @@ class PgCluster:
             self.rejoin_thread.start()
             return result
 
+    def reboot(self, name: str, down_s: float) -> dict:
+        """Restart one node's engine as an instance reboot does: a clean (fast) shutdown,
+        ``down_s`` without it, the same node back with the same role. The writer keeps its
+        role (no failover); while a node is down the other one commits alone (synchronous
+        replication is off until the rebooted node streams again), so a reader reboot
+        never blocks writes and a writer reboot makes them fail only while it is down."""
+        if self.rejoin_thread is not None and self.rejoin_thread.is_alive():
+            self.rejoin_thread.join(60)
+        with self.lock:
+            node = next((n for n in self.nodes if n.name == name), None)
+            if node is None:
+                raise ValueError(f"unknown DB instance {name!r}")
+            if not node.alive():
+                raise RuntimeError(f"{name} is not running")
+            writer = self.writer()
+            t0 = time.time()
+            if writer.alive():  # persisted (ALTER SYSTEM): a rebooted writer starts async
+                self._set_sync(writer, False)
+            procs.stop(node.proc, signal.SIGINT, timeout=10)  # fast shutdown: clean
+            node.state = "stopped"
+            t_down = time.time()
+        time.sleep(down_s)
+        with self.lock:
+            self._launch(node)
+        self._wait_ready(node, dbname=DBNAME)
+        t_up = time.time()
+        with self.lock:
+            primary, standby = self.writer(), self.reader()
+        if primary.alive() and standby.alive():
+            self._wait_streaming(primary, standby)
+            self._set_sync(primary, True)
+        return {"cluster": self.cluster, "node": name, "role": node.role, "started_at": t0,
+                "down_at": t_down, "up_at": t_up, "duration_s": round(t_up - t0, 3)}
+
     def _rejoin(self, node: PgNode, writer: PgNode, on_event) -> None:
         """Bring the crashed writer back as the synchronous standby (pg_rewind, or a
         fresh base backup when rewinding is impossible)."""

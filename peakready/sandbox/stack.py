@@ -246,16 +246,16 @@ class Stack:
             return [e for e in self.events if e["ts"] >= ts]
 
     # --- web tier -----------------------------------------------------------------------
-    def launch_instance(self, instance_id: str) -> dict:
-        """Start a storefront process for ``instance_id``; it passes /health only after
-        ``timing.boot_delay_s``. Returns at once."""
+    def launch_instance(self, instance_id: str, port: int = 0) -> dict:
+        """Start a storefront process for ``instance_id`` (on ``port``, else a free one); it
+        passes /health only after ``timing.boot_delay_s``. Returns at once."""
         if self.pg is None or self.redis is None:
             raise RuntimeError("the data tier is not started")
         with self.lock:
             existing = self._instances.get(instance_id)
             if existing is not None and existing.alive():
                 return existing.describe()
-            sock = bind_listener(0)
+            sock = bind_listener(port)
             port = sock.getsockname()[1]
             launched = time.time()
             db_nodes = ",".join(f"127.0.0.1:{n.port}" for n in self.pg.nodes)
@@ -284,6 +284,16 @@ class Stack:
         inst.state, inst.ended_at = "killed", time.time()
         self._event("autoscaling", "instance_terminate", instance_id, {"signal": "SIGKILL"})
         return inst.describe()
+
+    def reboot_instance(self, instance_id: str) -> dict:
+        """An EC2 reboot: the process dies (in-flight requests fail) and the same instance
+        boots again on the same port, failing /health for ``timing.boot_delay_s``, so the
+        balancer's checks see it down as they would a rebooting VM. Returns at once."""
+        inst = self._instance(instance_id)
+        if not inst.alive():
+            raise RuntimeError(f"instance {instance_id} is not running")
+        procs.kill(inst.proc)
+        return self.launch_instance(instance_id, port=inst.port)
 
     def terminate_instance(self, instance_id: str) -> dict:
         """Graceful stop (SIGTERM), as a scale-in does after draining."""
@@ -337,6 +347,11 @@ class Stack:
         """Target states with the reason code, as DescribeTargetHealth reports them."""
         return self._admin("GET", "/targets")["targets"]
 
+    def set_deregistration_delay(self, seconds: float) -> dict:
+        """The target group's ``deregistration_delay.timeout_seconds``, applied to the
+        balancer's draining from the next deregistration on."""
+        return self._admin("PUT", "/settings", {"deregistration_delay_s": seconds})
+
     def set_web_acl(self, payload: dict) -> dict:
         """Put the ALB's Web ACL on the balancer's request path (``{"web_acl": None}``
         removes it); see peakready/sandbox/balancer/waf.py."""
@@ -357,6 +372,12 @@ class Stack:
         assert self.pg is not None
         return self.pg.failover(target, self.timing.db_failover_dns_s,
                                 on_event=self._emitter("rds", self.pg.cluster))
+
+    def reboot_db(self, name: str) -> dict:
+        """Reboot one PostgreSQL node (down for ``timing.db_reboot_s``, same role after);
+        blocks until it is back."""
+        assert self.pg is not None
+        return self.pg.reboot(name, self.timing.db_reboot_s)
 
     def db_stats(self) -> dict:
         assert self.pg is not None

@@ -42,6 +42,7 @@ class Timing:
 
     # data tier
     db_failover_dns_s: float = 1.0  # AWS Aurora: DNS TTL 5 s; failover typically < 30-60 s
+    db_reboot_s: float = 2.0  # AWS: an instance reboot is down for seconds to minutes
     cache_failover_s: float = 1.0  # AWS ElastiCache: detection + promotion, tens of seconds
     cache_node_recover_s: float = 3.0  # the failed node returns as a replica
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from moto.elasticache.exceptions import InvalidParameterValueException
 from moto.elasticache.models import elasticache_backends
-from moto.rds.exceptions import InvalidDBClusterStateFault
+from moto.rds.exceptions import InvalidDBClusterStateFault, InvalidDBInstanceStateFault
 from moto.rds.models import rds_backends
 
 from peakready.sandbox.aws import names
@@ -108,6 +108,33 @@ class DataTier:
         self.rds_events.add(cluster.db_cluster_identifier, "db-cluster",
                             f"Completed failover to DB instance: {target}")
         log.info("db failover timings: %s", timings)
+
+    def start_db_reboot(self, database) -> None:
+        """RebootDBInstance (called under LOCK): ``rebooting`` at once, the node's engine
+        restarts, ``available`` once it serves again; RDS-EVENT-0006 when it is back."""
+        ident = database.db_instance_identifier
+        if ident in self._busy or names.DB_CLUSTER in self._busy:
+            raise InvalidDBInstanceStateFault(f"DB instance {ident} is not in available state.")
+        self._busy.add(ident)
+        database.status = "rebooting"
+        self.rds_events.add(ident, "db-instance", "DB instance shutdown", ("availability",))
+        self._spawn(self._db_reboot, database)
+
+    def _db_reboot(self, database) -> None:
+        ident = database.db_instance_identifier
+        try:
+            timings = self.stack.reboot_db(ident)
+            self.rds_events.add(ident, "db-instance", "DB instance restarted",
+                                ("availability",))
+            log.info("db reboot timings: %s", timings)
+        except Exception as exc:  # the process side failed: recorded as an event
+            log.exception("reboot of %s failed", ident)
+            self.rds_events.add(ident, "db-instance", f"Reboot of DB instance {ident} failed: "
+                                f"{exc}", ("availability", "failure"))
+        finally:
+            with LOCK:
+                database.status = "available"
+                self._busy.discard(ident)
 
     def sync_db_roles(self) -> None:
         """If the writer changed without the API (or the API is mid-failover), follow."""

@@ -18,6 +18,7 @@ patch on its own (tests/control/test_extensions.py). Adding one is one decorated
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,8 +37,9 @@ from moto.elbv2.responses import ELBV2Response
 from moto.rds.models import DBCluster
 from moto.rds.responses import RDSResponse
 
-from peakready.sandbox.aws import processes, queries
+from peakready.sandbox.aws import names, processes, queries
 
+log = logging.getLogger(__name__)
 LOCK = threading.RLock()
 _state: dict[str, Any] = {"plane": None, "installed": False}
 ORIGINALS: dict[str, Any] = {}  # Patch.target -> moto's attribute before install()
@@ -141,6 +143,25 @@ def locked_call_action(call_action):
         with LOCK:
             return call_action(self)
     return method
+
+
+@_patch(BaseResponse, "get_region_from_url", "the sandbox is one region: a request signed "
+        "for another (an experiment that hard-codes its production region) is served by the "
+        "sandbox's, not by an empty backend that answers 'not found'")
+def one_region(get_region):
+    def method(self, request, full_url):
+        region = get_region(self, request, full_url)
+        if _plane() is None or region == names.REGION:
+            return region
+        if region not in _FOREIGN_REGIONS:
+            _FOREIGN_REGIONS.add(region)
+            log.warning("requests for region %s are served by the sandbox's region %s",
+                        region, names.REGION)
+        return names.REGION
+    return method
+
+
+_FOREIGN_REGIONS: set[str] = set()
 
 
 # ---- Auto Scaling / EC2 models -----------------------------------------------------------
@@ -261,6 +282,17 @@ def terminate_instances(self, plane, original):
     return result
 
 
+@_routed(InstanceResponse, "reboot_instances", "a rebooted instance's process restarts and "
+         "fails its health checks for its boot time (moto: a no-op)")
+def reboot_instances(self, plane, original):
+    result = original(self)  # moto validates the ids (InvalidInstanceID.NotFound)
+    running = {i["id"] for i in plane.stack.instances() if i.get("alive")}
+    for instance_id in self._get_param("InstanceIds", []):
+        if instance_id in running:  # a stopped or foreign instance: nothing to restart
+            plane.stack.reboot_instance(instance_id)
+    return result
+
+
 @_routed(AutoScalingResponse, "set_desired_capacity", "AWS rejects a desired capacity outside "
          "min..max (moto clamps silently); processes follow the new capacity")
 def set_desired_capacity(self, plane, original):
@@ -293,6 +325,58 @@ def describe_target_health(self, plane, original):
     result = original(self)
     return ActionResult({"TargetHealthDescriptions": plane.web.describe_target_health(
         self._get_param("TargetGroupArn"), result.result["TargetHealthDescriptions"])})
+
+
+@_routed(ELBV2Response, "deregister_targets", "a deregistered target drains on the balancer "
+         "for the deregistration delay and stays out (moto: gone at once, and re-registered "
+         "by the group's next capacity change)")
+def deregister_targets(self, plane, original):
+    result = original(self)  # moto validates: unknown group, target not registered
+    plane.web.user_deregistered(self._get_param("TargetGroupArn"),
+                                [t["Id"] for t in self._get_param("Targets", [])])
+    return result
+
+
+@_routed(ELBV2Response, "register_targets", "a registered target is health-checked by the "
+         "balancer from `initial` (moto: healthy at once, no traffic)")
+def register_targets(self, plane, original):
+    result = original(self)  # moto validates: unknown group, instance not running
+    plane.web.user_registered(self._get_param("TargetGroupArn"),
+                              [t["Id"] for t in self._get_param("Targets", [])])
+    return result
+
+
+@_routed(ELBV2Response, "modify_target_group_attributes", "deregistration_delay."
+         "timeout_seconds is how long the balancer drains a deregistered target (moto: stored)")
+def modify_target_group_attributes(self, plane, original):
+    result = original(self)  # moto validates 0..3600
+    attrs = {a["Key"]: a["Value"] for a in self._get_param("Attributes", [])}
+    delay = attrs.get(DEREGISTRATION_DELAY)
+    if delay not in (None, "") and plane.web is not None:
+        plane.web.set_deregistration_delay(self._get_param("TargetGroupArn"), float(delay))
+    return result
+
+
+@_routed(ELBV2Response, "describe_target_group_attributes", "the deregistration delay the "
+         "balancer drains for (the sandbox's timing until set; moto: AWS's default 300)")
+def describe_target_group_attributes(self, plane, original):
+    result = original(self)
+    arn = self._get_param("TargetGroupArn")
+    if plane.web is None or arn != plane.web.target_group_arn:
+        return result
+    delay = plane.web.deregistration_delay_s
+    if delay is None:
+        delay = plane.timing.deregistration_delay_s
+    attrs = result.result["Attributes"]  # moto: a dict, serialised as Key/Value items
+    if isinstance(attrs, dict):
+        attrs = {**attrs, DEREGISTRATION_DELAY: f"{delay:g}"}
+    else:
+        attrs = [a for a in attrs if a["Key"] != DEREGISTRATION_DELAY] + [
+            {"Key": DEREGISTRATION_DELAY, "Value": f"{delay:g}"}]
+    return ActionResult({"Attributes": attrs})
+
+
+DEREGISTRATION_DELAY = "deregistration_delay.timeout_seconds"
 
 
 # ---- CloudWatch ------------------------------------------------------------------------
@@ -417,6 +501,21 @@ def rds_describe_events(self, plane, original):
         self._get_param("StartTime"), self._get_param("EndTime"),
         self._get_int_param("Duration"))
     return ActionResult({"Events": list(moto_events) + mine})
+
+
+@_routed(RDSResponse, "reboot_db_instance", "the node's PostgreSQL process "
+         "restarts and is unavailable for its reboot time (moto: a no-op)")
+def reboot_db_instance(self, plane, original):
+    ident = self._get_param("DBInstanceIdentifier")
+    if self._get_bool_param("ForceFailover", False):
+        from peakready.sandbox.aws.refusals import CODE, UnsupportedBySandbox, message
+
+        raise UnsupportedBySandbox(CODE, message(
+            "reboot_db_instance", "ForceFailover is for Multi-AZ DB instances, which the "
+            "sandbox does not model; fail the Aurora cluster over with FailoverDBCluster"))
+    database = self.backend.describe_db_instances(ident)[0]  # DBInstanceNotFound as AWS
+    plane.data.start_db_reboot(database)
+    return ActionResult({"DBInstance": database})
 
 
 # ---- ElastiCache -----------------------------------------------------------------------

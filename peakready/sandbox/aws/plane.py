@@ -33,6 +33,7 @@ from peakready.sandbox.aws import (
     notification,
     processes,
     publish,
+    refusals,  # noqa: F401 - registers the refused actions' patches before attach()
     scaling,
     snsdelivery,
     waf,

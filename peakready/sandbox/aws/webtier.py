@@ -5,6 +5,11 @@ terminated instances instantly); this module makes processes follow, and makes m
 view follow the processes: a launched instance stays ``Pending`` until its target is
 healthy behind the balancer, a target that stays unhealthy is marked Unhealthy and
 replaced. Every launch and termination is a scaling activity with AWS's wording.
+
+The group registers an instance in its target group only when it launches or attaches it
+or the instance exits Standby, as Auto Scaling does: a target a user deregistered
+(``DeregisterTargets``, chaosaws ``deregister_target``) drains and stays out until a user
+registers it again, even though moto re-registers every member whenever capacity changes.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ class WebTier:
     tracked: dict[str, _Tracked] = field(default_factory=dict)
     terminations: dict[str, dict] = field(default_factory=dict)  # id -> how it went
     trigger: str = ""  # why desired capacity last changed, prefixed to the next causes
+    deregistered: set[str] = field(default_factory=set)  # members a user took out of the TG
+    deregistration_delay_s: float | None = None  # the target group attribute; None: timing's
     _timers: list[threading.Timer] = field(default_factory=list)
 
     # ---- moto side ---------------------------------------------------------------
@@ -119,6 +126,7 @@ class WebTier:
             if trigger and not new and len(g.active_instances()) != g.desired_capacity:
                 self.trigger = trigger  # a suspended process holds it: the cause waits
             for instance_id in gone:
+                self.deregistered.discard(instance_id)
                 if _ec2_state(instance_id) in ("running", "pending"):
                     self._detach(instance_id)  # DetachInstances: the VM lives on, alone
                 else:
@@ -154,6 +162,7 @@ class WebTier:
             self._deregister_in_moto(instance_id)
         else:
             state.lifecycle_state = "Pending"
+            self.deregistered.discard(instance_id)  # ExitStandby registers it again
             self.stack.register_target(instance_id)
             self._register_in_moto(instance_id)
 
@@ -214,7 +223,10 @@ class WebTier:
         self._deregister_in_moto(instance_id)
         if how["graceful"]:
             # ALB drains the target first; the VM is terminated after the delay.
-            timer = threading.Timer(self.timing.deregistration_delay_s, self._kill,
+            delay = self.deregistration_delay_s
+            if delay is None:
+                delay = self.timing.deregistration_delay_s
+            timer = threading.Timer(delay, self._kill,
                                     args=(instance_id, activity, True))
             timer.daemon = True
             self._timers.append(timer)
@@ -242,14 +254,16 @@ class WebTier:
         only on some paths: not for the replacement of an EC2-terminated member)."""
         group = self._target_group()
         if group is not None and instance_id not in group.targets \
+                and instance_id not in self.deregistered \
                 and _ec2_state(instance_id) == "running":  # moto refuses the others
             group.register([{"Id": instance_id, "Port": names.WEB_PORT}])
 
     def _sync_moto_targets(self, states: dict) -> None:
-        """The target group holds the group's instances that are not in Standby (moto
-        re-registers every member, Standby ones too, whenever capacity changes)."""
+        """The target group holds the group's instances that are not in Standby and were
+        not deregistered by a user (moto re-registers every member, those too, whenever
+        capacity changes)."""
         for instance_id, state in states.items():
-            if state.lifecycle_state == "Standby":
+            if state.lifecycle_state == "Standby" or instance_id in self.deregistered:
                 self._deregister_in_moto(instance_id)
             else:
                 self._register_in_moto(instance_id)
@@ -274,6 +288,35 @@ class WebTier:
         self.activities.finish(activity, status, message)
         with LOCK:
             self.terminations.pop(instance_id, None)
+
+    # ---- user requests on the target group ------------------------------------------
+    def user_deregistered(self, tg_arn: str, ids: list[str]) -> None:
+        """DeregisterTargets (moto has already taken them out): the balancer drains them
+        for the deregistration delay; the group does not register them again."""
+        if tg_arn != self.target_group_arn:
+            return
+        for instance_id in ids:
+            self.deregistered.add(instance_id)
+            self.stack.deregister_target(instance_id)
+
+    def user_registered(self, tg_arn: str, ids: list[str]) -> None:
+        """RegisterTargets (moto has validated them): the balancer health-checks them from
+        ``initial``, whether or not they belong to the group."""
+        if tg_arn != self.target_group_arn:
+            return
+        known = {i["id"] for i in self.stack.instances() if i.get("alive")}
+        for instance_id in ids:
+            self.deregistered.discard(instance_id)
+            if instance_id in known:
+                self.stack.register_target(instance_id)
+
+    def set_deregistration_delay(self, tg_arn: str, seconds: float) -> None:
+        """ModifyTargetGroupAttributes ``deregistration_delay.timeout_seconds``: the
+        balancer drains for it, and a scale-in terminates the VM after it."""
+        if tg_arn != self.target_group_arn:
+            return
+        self.stack.set_deregistration_delay(seconds)
+        self.deregistration_delay_s = seconds
 
     def in_service(self) -> list[str]:
         with LOCK:

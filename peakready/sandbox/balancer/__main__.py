@@ -35,6 +35,15 @@ def admin_handler(lb: Balancer):
                 return http11.json_response(200, lb.waf.configure(req.json() or {}))
             if path == "/waf" and method == "GET":
                 return http11.json_response(200, lb.waf.status())
+            if path == "/settings" and method == "PUT":  # target group attributes
+                body = req.json() or {}
+                if "deregistration_delay_s" in body:
+                    delay = float(body["deregistration_delay_s"])
+                    if not 0 <= delay <= 3600:
+                        raise ValueError("deregistration_delay_s must be 0..3600")
+                    lb.s.deregistration_delay_s = delay
+                return http11.json_response(200, {"deregistration_delay_s":
+                                                  lb.s.deregistration_delay_s})
             if path == "/stats/take" and method == "POST":
                 return http11.json_response(200, lb.take())
             if path == "/status" and method == "GET":

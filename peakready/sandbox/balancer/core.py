@@ -9,8 +9,9 @@ ALB semantics kept (AWS names in brackets):
   the retry is safe) [TargetConnectionErrorCount]; a target that fails after the request
   was sent -> 502 for that request only [HTTPCode_ELB_502_Count];
 - no response within ``idle_timeout_s`` -> 504 [HTTPCode_ELB_504_Count];
-- deregistration: ``draining`` (no new requests; in-flight ones finish) until in-flight
-  is zero or ``deregistration_delay_s`` passed, then gone;
+- deregistration: ``draining`` (no new requests; in-flight ones finish) for
+  ``deregistration_delay_s``, then gone (AWS shows ``draining`` for the whole delay even
+  when nothing is in flight);
 - per target: requests, 2xx-5xx from targets, response times (every one, so percentiles
   are exact) [RequestCount, HTTPCode_Target_*, TargetResponseTime]; healthy/unhealthy
   host counts [HealthyHostCount, UnHealthyHostCount]; an access log line per request.
@@ -137,9 +138,10 @@ class Balancer:
         return target.describe()
 
     async def _drain(self, target: Target) -> None:
-        deadline = time.monotonic() + self.s.deregistration_delay_s
-        while target.in_flight > 0 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        """AWS: a draining target with no request in flight completes deregistration at
+        once, "however ... the status of the target is displayed as draining until the
+        deregistration delay timeout expires", then it is gone (``unused``)."""
+        await asyncio.sleep(self.s.deregistration_delay_s)
         if self.targets.get(target.id) is target:
             self._remove(target)
 
