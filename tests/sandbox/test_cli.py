@@ -48,6 +48,7 @@ def test_up_status_down_leaves_no_process_no_port_no_folder(tmp_path, capsys, mo
         assert st["resources"]["target_group"] == "peakready-web-tg"
         kinds = sorted(c["kind"] for c in st["components"])
         assert kinds == ["loadbalancer", "postgres", "postgres", "redis", "redis",
+                         "search-domain", "search-node", "search-node", "search-node",
                          "storefront", "storefront"]
         assert all(c["health"] == "healthy" for c in st["components"])
         pids = [st["pid"]] + [c["pid"] for c in st["components"]]
