@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.spawns  # CLI runs, each with its own sandbox
 
 # Each search is one shard query holding a pool thread 2 s (well inside the storefront
 # client's 5 s timeout); 3 nodes x 2 threads, no queue: about 3 searches/s before the
