@@ -38,6 +38,8 @@ def qkey(q: float) -> str:
     return f"{q:.6g}"
 
 
+EPKEY = "CASE WHEN grouping(m) = 1 THEN '*' ELSE m || ' ' || n END"
+"""The endpoint label of a row grouped by ``GROUPING SETS ((m, n), ())``."""
 WINDOW_COLUMNS = ["requests", "errors", "ok", "max_lag_ms", "max_lag_ok_ms", "rt_max",
                   "corr_max"]
 
@@ -244,6 +246,7 @@ class DuckStore(SampleStore):
             "threads": int(os.environ.get("PEAKREADY_DUCKDB_THREADS", "2")),
             "memory_limit": os.environ.get("PEAKREADY_DUCKDB_MEMORY", "2GB"),
             "temp_directory": self._tmp.name, "preserve_insertion_order": False})
+        self.con.execute("SET enable_progress_bar = false")
         files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in shards) + "]"
 
         def col(name: str, default: str) -> str:
@@ -256,6 +259,7 @@ class DuckStore(SampleStore):
         self.con.execute(f"""CREATE VIEW raw AS SELECT {ts} AS ts, {its} AS its,
             coalesce({col('method', "''")}, '') || ' ' || coalesce({col('name', "''")}, '')
                 AS endpoint,
+            coalesce({col('method', "''")}, '') AS m, coalesce({col('name', "''")}, '') AS n,
             {ok} AS ok, rt_ms, greatest((ts - {its}) * 1000.0, 0.0) AS lag_ms,
             coalesce({col('status', '0')}, 0) AS status,
             coalesce({col('error', "''")}, '') AS error,
@@ -283,24 +287,29 @@ class DuckStore(SampleStore):
 
     def endpoints(self) -> list[str]:
         if not hasattr(self, "_endpoints"):
-            self._endpoints = sorted(self.q("SELECT DISTINCT endpoint FROM s")["endpoint"])
+            self._endpoints = sorted(self.q("SELECT m || ' ' || n AS e FROM s GROUP BY m, n"
+                                            )["e"])
         return list(self._endpoints)
 
     def window(self, lo: float, hi: float, qs: Sequence[float]) -> pd.DataFrame:
         qlist = "[" + ", ".join(repr(float(q)) for q in qs) + "]"
-        frame = self.q(f"""SELECT coalesce(endpoint, '{ALL}') AS endpoint,
+        lag = self.has_lag()
+        corr = ("quantile_cont(rt_ms + lag_ms, {qlist}) FILTER (ok)" if lag else "NULL"
+                ).format(qlist=qlist)
+        frame = self.q(f"""SELECT {EPKEY} AS endpoint,
                 count(*) AS requests, count(*) FILTER (NOT ok) AS errors,
                 count(*) FILTER (ok) AS ok, max(lag_ms) AS max_lag_ms,
                 max(lag_ms) FILTER (ok) AS max_lag_ok_ms,
                 max(rt_ms) FILTER (ok) AS rt_max, max(rt_ms + lag_ms) FILTER (ok) AS corr_max,
-                quantile_cont(rt_ms, {qlist}) FILTER (ok) AS rt_q,
-                quantile_cont(rt_ms + lag_ms, {qlist}) FILTER (ok) AS corr_q
+                quantile_cont(rt_ms, {qlist}) FILTER (ok) AS rt_q, {corr} AS corr_q
             FROM s WHERE ts >= ? AND ts < ?
-            GROUP BY GROUPING SETS ((endpoint), ()) HAVING count(*) > 0""", [lo, hi])
+            GROUP BY GROUPING SETS ((m, n), ()) HAVING count(*) > 0""", [lo, hi])
+        if not lag:  # no request waited for its schedule: corrected = plain, exactly
+            frame["corr_q"] = frame["rt_q"]
         frame = frame.set_index("endpoint").sort_index()
         for j, q in enumerate(qs):
             for col in ("rt", "corr"):
-                frame[f"{col}_{qkey(q)}"] = [float(v[j]) if v is not None and len(v) else np.nan
+                frame[f"{col}_{qkey(q)}"] = [float(v[j]) if _is_list(v) else np.nan
                                              for v in frame[f"{col}_q"]]
         return frame.drop(columns=["rt_q", "corr_q"]).astype(float)
 
@@ -350,26 +359,44 @@ class DuckStore(SampleStore):
         hi = t0 + n_bins * width if hi is None else min(hi, t0 + n_bins * width)
         log_g = float(np.log(TIMELINE_GAMMA))
         bin_of = f"floor((ts - {t0!r}) / {width!r})::BIGINT"
-        counts = self.q(f"""SELECT {bin_of} AS b, count(*) AS requests,
-                count(*) FILTER (ok) AS ok FROM s WHERE ts >= ? AND ts < ? GROUP BY b""",
-                        [lo, hi])
-        sched = self.q(f"""SELECT floor((its - {t0!r}) / {width!r})::BIGINT AS b,
-                count(*) AS n FROM s WHERE ts >= ? AND ts < ? GROUP BY b""", [lo, hi])
+
+        def bucket(value: str) -> str:
+            return (f"CASE WHEN {value} > 0 THEN round(ln({value}) / {log_g!r})::BIGINT "
+                    "ELSE -1000000 END")
+
+        lag = self.has_lag()
+        # one pass: counts and the plain histogram per (bin, ok, bucket), scheduled starts
+        # per bin of intended_ts, the corrected histogram only when some request lagged
+        sets = "(b, ok, k), (sb)" + (", (b, ok, kc)" if lag else "")
+        g_kc = "kc, grouping(kc)" if lag else "NULL AS kc, 1"
+        got = self.q(f"""SELECT b, ok, k, sb, grouping(sb) AS g_sb, {g_kc} AS g_kc,
+                count(*) AS n FROM (SELECT {bin_of} AS b, ok, {bucket('rt_ms')} AS k,
+                    floor((its - {t0!r}) / {width!r})::BIGINT AS sb,
+                    {bucket('rt_ms + lag_ms') if lag else 'NULL::BIGINT'} AS kc
+                FROM s WHERE ts >= ? AND ts < ?)
+            GROUP BY GROUPING SETS ({sets})""", [lo, hi])
+        plain = got.loc[(got["g_sb"] == 1) & (got["g_kc"] == 1)]
+        sched = got.loc[got["g_sb"] == 0]
         out = pd.DataFrame({"requests": np.zeros(n_bins), "ok": np.zeros(n_bins),
                             "scheduled": np.zeros(n_bins)})
-        out.loc[counts["b"].to_numpy(), ["requests", "ok"]] = counts[["requests", "ok"]
-                                                                       ].to_numpy(float)
-        sched = sched.loc[(sched["b"] >= 0) & (sched["b"] < n_bins)]
-        out.loc[sched["b"].to_numpy(), "scheduled"] = sched["n"].to_numpy(float)
-        for col, value, qs in (("rt", "rt_ms", (0.5, 0.95, 0.99)),
-                               ("corr", "rt_ms + lag_ms", (0.95,))):
-            hist = self.q(f"""SELECT {bin_of} AS b,
-                    CASE WHEN {value} > 0 THEN round(ln({value}) / {log_g!r})::BIGINT
-                         ELSE -1000000 END AS k, count(*) AS n
-                FROM s WHERE ts >= ? AND ts < ? AND ok GROUP BY b, k""", [lo, hi])
-            for q, values in _hist_quantiles(hist, n_bins, qs, log_g).items():
-                name = f"p{int(q * 100)}_ms" if col == "rt" else "p95_corrected_ms"
-                out[name] = values
+        plain = plain.loc[(plain["b"] >= 0) & (plain["b"] < n_bins)]
+        by_bin = plain.groupby("b")["n"].sum()
+        out.loc[by_bin.index.to_numpy(), "requests"] = by_bin.to_numpy(float)
+        ok_rows = plain.loc[plain["ok"].astype(bool)]
+        ok_bin = ok_rows.groupby("b")["n"].sum()
+        out.loc[ok_bin.index.to_numpy(), "ok"] = ok_bin.to_numpy(float)
+        sched = sched.loc[(sched["sb"] >= 0) & (sched["sb"] < n_bins)]
+        out.loc[sched["sb"].to_numpy(dtype=np.int64), "scheduled"] = sched["n"].to_numpy(float)
+        for q, values in _hist_quantiles(ok_rows[["b", "k", "n"]], n_bins, (0.5, 0.95, 0.99),
+                                         log_g).items():
+            out[f"p{int(q * 100)}_ms"] = values
+        if lag:
+            corr = got.loc[got["g_kc"] == 0]
+            corr = corr.loc[corr["ok"].astype(bool)]
+            corr = corr[["b", "kc", "n"]].rename(columns={"kc": "k"})
+            out["p95_corrected_ms"] = _hist_quantiles(corr, n_bins, (0.95,), log_g)[0.95]
+        else:
+            out["p95_corrected_ms"] = out["p95_ms"]
         return out
 
     def scheduled_per_second(self, t0: float) -> np.ndarray:
@@ -381,9 +408,20 @@ class DuckStore(SampleStore):
         out[got["s"].to_numpy()] = got["n"].to_numpy()
         return out
 
+    def _overview(self) -> tuple[Any, Any, Any]:
+        if not hasattr(self, "_over"):
+            self._over = self.con.execute("SELECT least(min(its), min(ts)), "
+                                          "max(ts + rt_ms / 1000.0), max(lag_ms) FROM s"
+                                          ).fetchone()
+        return self._over
+
+    def has_lag(self) -> bool:
+        """Did any request start later than scheduled? If not, every corrected percentile
+        is the plain one and is not computed twice."""
+        return bool(self._overview()[2])
+
     def span(self) -> tuple[float | None, float | None]:
-        lo, hi = self.con.execute("SELECT least(min(its), min(ts)), max(ts + rt_ms / 1000.0) "
-                                  "FROM s").fetchone()
+        lo, hi, _ = self._overview()
         return (None if lo is None else float(lo)), (None if hi is None else float(hi))
 
     def side(self, endpoint: str, qs: Sequence[float], edges: tuple[float, float, int],
@@ -399,10 +437,10 @@ class DuckStore(SampleStore):
     def _all_sides(self, qs: Sequence[float], edges: tuple[float, float, int],
                    rng: np.random.Generator, cap: int) -> dict[str, dict[str, Any]]:
         t0, width, n_blocks = edges
-        blocks = self.q(f"""SELECT coalesce(endpoint, '{ALL}') AS endpoint,
+        blocks = self.q(f"""SELECT {EPKEY} AS endpoint,
                 least(greatest(floor((ts - ?) / ?), 0), ?)::BIGINT AS b,
                 count(*) AS n, count(*) FILTER (NOT ok) AS err
-            FROM s GROUP BY GROUPING SETS ((endpoint, b), (b))""", [t0, width, n_blocks - 1])
+            FROM s GROUP BY GROUPING SETS ((m, n, b), (b))""", [t0, width, n_blocks - 1])
         out: dict[str, dict[str, Any]] = {}
         for endpoint, part in blocks.groupby("endpoint"):
             block_n = np.zeros(n_blocks, dtype=np.int64)
@@ -415,15 +453,16 @@ class DuckStore(SampleStore):
                                   "quantiles": np.full(len(qs), np.nan)}
         if len(qs):
             qlist = "[" + ", ".join(repr(float(q)) for q in qs) + "]"
-            quant = self.q(f"""SELECT coalesce(endpoint, '{ALL}') AS endpoint,
+            quant = self.q(f"""SELECT {EPKEY} AS endpoint,
                     quantile_cont(rt_ms, {qlist}) AS q FROM s WHERE ok
-                GROUP BY GROUPING SETS ((endpoint), ())""")
+                GROUP BY GROUPING SETS ((m, n), ())""")
             for endpoint, values in zip(quant["endpoint"], quant["q"], strict=True):
-                out[str(endpoint)]["quantiles"] = np.asarray(values, dtype=float)
+                if _is_list(values) and str(endpoint) in out:
+                    out[str(endpoint)]["quantiles"] = np.asarray(values, dtype=float)
         # a uniform sample without replacement per endpoint (and for all): the ``cap``
         # smallest of a seeded hash (bottom-k), pre-filtered to about 3x cap rows each so
         # only those leave DuckDB
-        seed = int(rng.integers(0, 2**31))
+        seed = 20_000  # fixed: the comparison's own generator is left as in memory
 
         def limit(n_ok: int) -> int:
             return min(int(min(1.0, 3.0 * cap / max(n_ok, 1)) * 2.0**64), 2**64 - 1)
@@ -446,6 +485,10 @@ class DuckStore(SampleStore):
                 "ts", kind="stable")
             side["sample_ts"], side["sample_rt"] = got["ts"].to_numpy(), got["rt_ms"].to_numpy()
         return out
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, list | tuple | np.ndarray) and len(value) > 0
 
 
 def _hist_quantiles(hist: pd.DataFrame, n_bins: int, qs: Sequence[float],
