@@ -100,7 +100,8 @@ def main() -> None:
     parser.add_argument("--no-baseline-run", action="store_true",
                         help="skip the analyze --baseline measurement")
     args = parser.parse_args()
-    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-analysis-"))
+    root = args.keep or (args.run.parent if args.run else
+                         Path(tempfile.mkdtemp(prefix="bench-analysis-")))
     root.mkdir(parents=True, exist_ok=True)
     try:
         run, base = args.run or root / "run", args.baseline_dir or root / "baseline"
