@@ -8,6 +8,7 @@ events or no run.json. Whatever is missing or unreadable becomes a line in
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 import yaml
 
+from analysis.samplestore import DuckStore, MemoryStore, SampleStore
 from peakready import runfolder
 from peakready import runfolder_schema as schema
 
@@ -39,7 +41,9 @@ class Run:
     meta: dict[str, Any]
     plan: dict[str, Any]
     settings: dict[str, Any]
-    samples: pd.DataFrame
+    sample_frame: pd.DataFrame | None
+    """The shoppers' samples in memory; ``None`` when the run is analysed out of core
+    (``store`` answers the checks) until someone reads ``samples``."""
     orders: pd.DataFrame
     integrity: pd.DataFrame | None
     metrics: pd.DataFrame
@@ -52,6 +56,35 @@ class Run:
     """Attack requests the load mixed in (``attack`` != ""): never in ``samples``, so no
     shopper SLO (latency, errors, recovery, regression) counts them; the ``waf`` check
     reads them here."""
+    store: SampleStore | None = None
+    """Aggregates over the samples (window stats, percentiles, counts): in memory for a run
+    that fits, DuckDB over the shards for a campaign-scale one (``analysis.samplestore``)."""
+
+    def __post_init__(self) -> None:
+        if self.store is None:
+            self.store = MemoryStore(self.samples)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        """Every shopper sample as one frame. Out of core this reads them all (a notebook's
+        or an older check kind's view of a small run); the built-in kinds ask ``store``."""
+        if self.sample_frame is None:
+            self.sample_frame, _ = split_attacks(read_samples(
+                self.run_dir / runfolder.SAMPLES_DIR, []))
+        return self.sample_frame
+
+    @samples.setter
+    def samples(self, frame: pd.DataFrame) -> None:
+        self.sample_frame = frame
+        self.store = MemoryStore(frame)
+
+    @property
+    def requests(self) -> int:
+        """How many shopper requests the run has (without reading them out of core)."""
+        if self.sample_frame is not None:
+            return len(self.sample_frame)
+        assert self.store is not None
+        return self.store.shoppers() if isinstance(self.store, DuckStore) else self.store.rows
 
     @property
     def status(self) -> str:
@@ -73,17 +106,47 @@ def is_run_folder(run_dir: Path | str) -> bool:
                               or (path / runfolder.SAMPLES_DIR).is_dir())
 
 
-def load_run(run_dir: Path | str) -> Run:
-    """Every frame of the run folder, with what could not be read listed in ``problems``."""
+OUT_OF_CORE_ROWS = 4_000_000
+"""From this many samples on, ``load_run`` leaves them on disk and answers the checks with
+DuckDB over the shards (``PEAKREADY_ANALYSIS_ENGINE`` = memory / duckdb forces one)."""
+
+
+def choose_engine(samples_dir: Path, engine: str | None = None) -> str:
+    """``memory`` or ``duckdb``: as asked, else by the shards' row count (their footers)."""
+    engine = engine or os.environ.get("PEAKREADY_ANALYSIS_ENGINE") or "auto"
+    if engine not in ("auto", "memory", "duckdb"):
+        raise ValueError(f"analysis engine {engine!r}: use auto, memory or duckdb")
+    if engine != "auto":
+        return engine
+    rows = 0
+    for shard in sorted(samples_dir.glob("*.parquet")) if samples_dir.is_dir() else []:
+        try:
+            rows += pq.read_metadata(shard).num_rows
+        except (OSError, pa.ArrowException):
+            continue
+    return "duckdb" if rows >= OUT_OF_CORE_ROWS else "memory"
+
+
+def load_run(run_dir: Path | str, engine: str | None = None) -> Run:
+    """Every frame of the run folder, with what could not be read listed in ``problems``.
+    ``engine``: ``memory`` (samples as one frame), ``duckdb`` (samples stay in their shards)
+    or ``None``: by size (``choose_engine``)."""
     path = Path(run_dir)
     problems: list[str] = []
     meta = _read_json(path / runfolder.RUN_JSON, problems, required=True)
     plan = _read_yaml(path / runfolder.PLAN_YAML, problems)
     settings = _read_json(path / "settings.json", problems, required=False)
-    samples, attacks = split_attacks(read_samples(path / runfolder.SAMPLES_DIR, problems))
+    samples_dir = path / runfolder.SAMPLES_DIR
+    samples: pd.DataFrame | None
+    if choose_engine(samples_dir, engine) == "duckdb":
+        store: SampleStore = open_store(samples_dir, problems)
+        samples, attacks = None, store.attacks()
+    else:
+        samples, attacks = split_attacks(read_samples(samples_dir, problems))
+        store = MemoryStore(samples)
     orders = read_orders(path / runfolder.ORDERS_DIR, problems)
     integrity = _read_parquet(path / runfolder.INTEGRITY_DIR / "orders.parquet", None, problems,
-                              required=False)
+                              required=False, arrow_strings=True)
     metrics = _read_parquet(path / runfolder.METRICS, METRIC_COLUMNS, problems, required=False)
     events = _read_parquet(path / runfolder.EVENTS, EVENT_COLUMNS, problems, required=False)
     if events is not None:
@@ -97,9 +160,9 @@ def load_run(run_dir: Path | str) -> Run:
         problems.insert(0, f"run.json status is {status!r}"
                         + (f" ({meta['abort_reason']})" if meta.get("abort_reason") else ""))
     live = _read_json(path / runfolder.LIVE_STATUS, [], required=False)
-    t0, t_end = _span(meta, settings, samples, live)
+    t0, t_end = _span(meta, settings, store, live)
     return Run(path, meta, plan, settings, samples, orders, integrity, metrics, events, journals,
-               t0, t_end, problems, attacks)
+               t0, t_end, problems, attacks, store)
 
 
 def split_attacks(samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -112,6 +175,34 @@ def split_attacks(samples: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
         shoppers[col] = shoppers[col].cat.remove_unused_categories()
     shoppers["endpoint"] = shoppers["endpoint"].cat.remove_unused_categories()
     return shoppers, samples.loc[marked].reset_index(drop=True)
+
+
+def usable_shards(samples_dir: Path, problems: list[str]) -> list[tuple[Path, pa.Schema, int]]:
+    """(shard, schema, rows) of every shard whose footer reads and that has the required
+    columns; a drifted or torn shard is named in ``problems`` (as ``read_samples`` does)."""
+    shards = sorted(samples_dir.glob("*.parquet")) if samples_dir.is_dir() else []
+    out = []
+    for shard in shards:
+        try:
+            meta = pq.read_metadata(shard)
+            shard_schema = meta.schema.to_arrow_schema()
+        except (OSError, pa.ArrowException) as exc:
+            problems.append(f"samples/{shard.name}: unreadable, skipped ({_short(exc)})")
+            continue
+        drift = schema.sample_drift(shard_schema, f"samples/{shard.name}")
+        problems.extend(drift)
+        if not any("missing" in d for d in drift):
+            out.append((shard, shard_schema, meta.num_rows))
+    if not shards:
+        problems.append("samples/: no sample shards")
+    return out
+
+
+def open_store(samples_dir: Path, problems: list[str]) -> DuckStore:
+    """The shards as a DuckDB view (nothing read yet)."""
+    usable = usable_shards(samples_dir, problems)
+    columns = {n for _, sch, _ in usable for n in sch.names}
+    return DuckStore([p for p, _, _ in usable], columns, sum(r for _, _, r in usable))
 
 
 def read_samples(samples_dir: Path, problems: list[str]) -> pd.DataFrame:
@@ -185,7 +276,7 @@ def read_orders(orders_dir: Path, problems: list[str]) -> pd.DataFrame:
     frames = []
     for path in sorted(orders_dir.glob("*.jsonl")) if orders_dir.is_dir() else []:
         try:  # fast path: pyarrow parses a clean file in one go
-            frames.append(pa_json.read_json(path).to_pandas())
+            frames.append(pa_json.read_json(path).to_pandas(types_mapper=_arrow_strings))
             continue
         except (pa.ArrowException, OSError):
             pass
@@ -207,8 +298,14 @@ def read_orders(orders_dir: Path, problems: list[str]) -> pd.DataFrame:
     for col in ("ts", "user", "worker"):
         if col not in frame:
             frame[col] = None
+    # millions of ids: arrow-backed strings (a few bytes each, not a Python object each)
     return frame[schema.ORDER_FIELDS].assign(
-        order_id=lambda d: d["order_id"].astype(str))
+        order_id=lambda d: d["order_id"].astype(str).astype("string[pyarrow]")
+        if d["order_id"].dtype == object else d["order_id"].astype("string[pyarrow]"))
+
+
+def _arrow_strings(dtype: pa.DataType) -> Any:
+    return pd.StringDtype("pyarrow") if pa.types.is_string(dtype) else None
 
 
 def read_journals(chaos_dir: Path, problems: list[str]) -> dict[str, dict[str, Any]]:
@@ -221,7 +318,7 @@ def read_journals(chaos_dir: Path, problems: list[str]) -> dict[str, dict[str, A
     return out
 
 
-def _span(meta: dict, settings: dict, samples: pd.DataFrame,
+def _span(meta: dict, settings: dict, store: SampleStore,
           live: dict) -> tuple[float, float]:
     """Load time zero and end. Zero is the open-model schedule's t=0 (the profile's, the
     plan's ``at_s`` and phases count from it): ``live.json`` ts - elapsed_s, else run.json
@@ -230,13 +327,12 @@ def _span(meta: dict, settings: dict, samples: pd.DataFrame,
     if _finite(live.get("ts")) and _finite(live.get("elapsed_s")):
         start = float(live["ts"]) - float(live["elapsed_s"])
     start = start or meta.get("load_started_at") or settings.get("started_at")
-    if start is None and len(samples):
-        start = float(min(samples["intended_ts"].min(), samples["ts"].min()))
+    end = meta.get("load_ended_at")
+    first, last = store.span() if start is None or end is None else (None, None)
+    start = first if start is None else start
     if start is None:
         start = meta.get("started_at") or 0.0
-    end = meta.get("load_ended_at")
-    if end is None and len(samples):
-        end = float((samples["ts"] + samples["rt_ms"] / 1000.0).max())
+    end = last if end is None else end
     if end is None:
         end = meta.get("ended_at") or start
     return float(start), float(end)
@@ -270,7 +366,7 @@ def _read_yaml(path: Path, problems: list[str]) -> dict[str, Any]:
 
 
 def _read_parquet(path: Path, columns: list[str] | None, problems: list[str],
-                  required: bool) -> pd.DataFrame | None:
+                  required: bool, arrow_strings: bool = False) -> pd.DataFrame | None:
     if not path.exists():
         if required:
             problems.append(f"{path.name}: missing")
@@ -279,7 +375,8 @@ def _read_parquet(path: Path, columns: list[str] | None, problems: list[str],
         names = pq.read_schema(path).names
         problems.extend(schema.missing_columns(path.name, names, columns or []))
         cols = [c for c in columns if c in names] if columns else None
-        frame = pq.read_table(path, columns=cols).to_pandas()
+        frame = pq.read_table(path, columns=cols).to_pandas(
+            types_mapper=_arrow_strings if arrow_strings else None)
     except (OSError, pa.ArrowException) as exc:
         problems.append(f"{path.name}: unreadable ({_short(exc)})")
         return None

@@ -16,13 +16,13 @@ Hodges-Lehmann shift of log latency with its distribution-free interval.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats as sstats
 
 from analysis.load import Run
+from analysis.samplestore import block_index
 
 DEFAULTS = {"margin": 0.10, "confidence": 0.98, "metrics": ["p50", "p95", "p99", "error_rate"],
             "error_margin": 0.005, "min_samples": 50}
@@ -32,10 +32,10 @@ MAX_PER_SIDE = 20_000
 N_BLOCKS = 60
 
 
-def _blocks(run: Run, ts: np.ndarray) -> tuple[np.ndarray, int]:
+def _edges(run: Run) -> tuple[float, float, int]:
+    """(t0, width, count) of the run's ``N_BLOCKS`` time blocks (plus one for the tail)."""
     width = max(1.0, run.duration_s / N_BLOCKS)
-    n = int(np.ceil(max(run.duration_s, width) / width)) + 1
-    return np.clip(((ts - run.t0) / width).astype(np.int64), 0, n - 1), n
+    return run.t0, width, int(np.ceil(max(run.duration_s, width) / width)) + 1
 
 
 def _block_weights(rng: np.random.Generator, n_blocks: int, present: np.ndarray) -> np.ndarray:
@@ -63,33 +63,13 @@ def _boot_quantiles(values: np.ndarray, blocks: np.ndarray, weights: np.ndarray,
     return out
 
 
-def _sample(rng: np.random.Generator, n: int) -> np.ndarray:
-    return np.sort(rng.choice(n, size=MAX_PER_SIDE, replace=False)) if n > MAX_PER_SIDE else \
-        np.arange(n)
-
-
-@dataclass
-class Side:
-    """One run's requests of one endpoint as plain arrays (no DataFrame copies of 10M rows)."""
-
-    ts: np.ndarray
-    rt: np.ndarray
-    ok: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-    def only_ok(self) -> Side:
-        return Side(self.ts[self.ok], self.rt[self.ok], self.ok[self.ok])
-
-
-def _side(run: Run, endpoint: str) -> Side:
-    s = run.samples
-    ts, rt, ok = s["ts"].to_numpy(), s["rt_ms"].to_numpy(), s["ok"].to_numpy()
-    if endpoint != "*":
-        mask = s["endpoint"].cat.codes.to_numpy() == s["endpoint"].cat.categories.get_loc(endpoint)
-        ts, rt, ok = ts[mask], rt[mask], ok[mask]
-    return Side(ts, rt, ok)
+def _side(run: Run, endpoint: str, qs: list[float], rng: np.random.Generator
+          ) -> dict[str, Any]:
+    """What the comparison needs of one run and endpoint, computed where the samples are
+    (``SampleStore.side``): counts, exact percentiles, per-block error counts and a uniform
+    sample of at most ``MAX_PER_SIDE`` successful requests; never the run's rows."""
+    assert run.store is not None
+    return run.store.side(endpoint, qs, _edges(run), rng, MAX_PER_SIDE)
 
 
 def holm(pvalues: list[float]) -> list[float]:
@@ -127,11 +107,12 @@ def compare(base: Run, run: Run, cfg: dict[str, Any] | None = None,
     margin, conf = float(cfg["margin"]), float(cfg["confidence"])
     alpha = 1.0 - conf
     rng = np.random.default_rng(seed)
-    endpoints = ["*"] + sorted(set(map(str, base.samples["endpoint"].cat.categories))
-                               & set(map(str, run.samples["endpoint"].cat.categories)))
+    assert base.store is not None and run.store is not None
+    endpoints = ["*"] + sorted(set(base.store.endpoints()) & set(run.store.endpoints()))
+    qs = [QS[m] for m in cfg["metrics"] if m in QS]
     items: list[dict[str, Any]] = []
     for endpoint in endpoints:
-        a, b = _side(base, endpoint), _side(run, endpoint)
+        a, b = _side(base, endpoint, qs, rng), _side(run, endpoint, qs, rng)
         items += _endpoint_items(base, run, a, b, endpoint, cfg, rng)
     tested = [i for i in items if i["p_value"] is not None]
     for item, adj in zip(tested, holm([i["p_value"] for i in tested]), strict=True):
@@ -168,7 +149,7 @@ def comparability(base: Run, run: Run) -> list[str]:
     if base.status != "completed":
         reasons.append(f"baseline run status is {base.status!r}, not 'completed'")
     missing = [p for p in base.problems if p.startswith("samples/")]
-    if not len(base.samples):
+    if not base.requests:
         reasons.append("baseline has no samples")
     elif missing:
         reasons.append("baseline samples incomplete (" + missing[0] + ")")
@@ -186,35 +167,31 @@ def _decide(item: dict[str, Any], alpha: float, cfg: dict[str, Any]) -> str:
     return "pass"
 
 
-def _endpoint_items(base: Run, run: Run, a: Side, b: Side, endpoint: str,
+def _endpoint_items(base: Run, run: Run, a: dict[str, Any], b: dict[str, Any], endpoint: str,
                     cfg: dict[str, Any], rng: np.random.Generator) -> list[dict[str, Any]]:
     metrics = list(cfg["metrics"])
     margin, conf = float(cfg["margin"]), float(cfg["confidence"])
     lo_q, hi_q = (1 - conf) / 2, 1 - (1 - conf) / 2
     out = []
-    a_ok, b_ok = a.only_ok(), b.only_ok()
-    enough = min(len(a_ok), len(b_ok)) >= int(cfg["min_samples"])
+    enough = min(a["n_ok"], b["n_ok"]) >= int(cfg["min_samples"])
     lat = [m for m in metrics if m in QS]
     shift = {}
     if lat and enough:
         boot = {}
-        for key, r, side in (("a", base, a_ok), ("b", run, b_ok)):
-            pick = _sample(rng, len(side))
-            values = side.rt[pick]
-            blocks, n_blocks = _blocks(r, side.ts[pick])
-            present = np.bincount(blocks, minlength=n_blocks) > 0
-            weights = _block_weights(rng, n_blocks, present)
-            boot[key] = _boot_quantiles(values, blocks, weights, [QS[m] for m in lat])
+        for key, r, side in (("a", base, a), ("b", run, b)):
+            edges = _edges(r)
+            blocks = block_index(side["sample_ts"], edges)
+            present = np.bincount(blocks, minlength=edges[2]) > 0
+            weights = _block_weights(rng, edges[2], present)
+            boot[key] = _boot_quantiles(side["sample_rt"], blocks, weights,
+                                        [QS[m] for m in lat])
         change_b = boot["b"] / np.maximum(boot["a"], 1e-9) - 1.0
-        shift = hodges_lehmann(a_ok.rt, b_ok.rt, conf, rng)
-    nan = [float("nan")] * len(lat)
-    qas = np.quantile(a_ok.rt, [QS[m] for m in lat]) if len(a_ok) and lat else nan
-    qbs = np.quantile(b_ok.rt, [QS[m] for m in lat]) if len(b_ok) and lat else nan
+        shift = hodges_lehmann(a["sample_rt"], b["sample_rt"], conf, rng)
     for j, metric in enumerate(lat):
-        qa, qb = float(qas[j]), float(qbs[j])
+        qa, qb = float(a["quantiles"][j]), float(b["quantiles"][j])
         item = {"endpoint": endpoint, "metric": metric, "unit": "ms", "baseline": qa, "run": qb,
                 "change": qb / qa - 1.0 if qa > 0 else float("nan"), "relative": True,
-                "margin": margin, "n_baseline": len(a_ok), "n_run": len(b_ok),
+                "margin": margin, "n_baseline": a["n_ok"], "n_run": b["n_ok"],
                 "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None, **shift}
         if enough:
             col = change_b[:, j]
@@ -223,27 +200,24 @@ def _endpoint_items(base: Run, run: Run, a: Side, b: Side, endpoint: str,
                                        np.log1p(margin))
         out.append(item)
     if "error_rate" in metrics:
-        out.append(_error_item(base, run, a, b, endpoint, cfg, rng, lo_q, hi_q))
+        out.append(_error_item(a, b, endpoint, cfg, rng, lo_q, hi_q))
     return out
 
 
-def _error_item(base: Run, run: Run, a: Side, b: Side, endpoint: str,
-                cfg: dict[str, Any], rng: np.random.Generator, lo_q: float,
-                hi_q: float) -> dict[str, Any]:
+def _error_item(a: dict[str, Any], b: dict[str, Any], endpoint: str, cfg: dict[str, Any],
+                rng: np.random.Generator, lo_q: float, hi_q: float) -> dict[str, Any]:
     margin = float(cfg["error_margin"])
-    ra = float((~a.ok).mean()) if len(a) else float("nan")
-    rb = float((~b.ok).mean()) if len(b) else float("nan")
+    ra = float(a["block_err"].sum() / a["n"]) if a["n"] else float("nan")
+    rb = float(b["block_err"].sum() / b["n"]) if b["n"] else float("nan")
     item = {"endpoint": endpoint, "metric": "error_rate", "unit": "", "baseline": ra, "run": rb,
-            "change": rb - ra, "relative": False, "margin": margin, "n_baseline": len(a),
-            "n_run": len(b), "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None}
-    if min(len(a), len(b)) < int(cfg["min_samples"]):
+            "change": rb - ra, "relative": False, "margin": margin, "n_baseline": a["n"],
+            "n_run": b["n"], "ci_low": None, "ci_high": None, "p_value": None, "p_holm": None}
+    if min(a["n"], b["n"]) < int(cfg["min_samples"]):
         return item
     rates = []
-    for r, side in ((base, a), (run, b)):
-        blocks, n_blocks = _blocks(r, side.ts)
-        n = np.bincount(blocks, minlength=n_blocks)
-        err = np.bincount(blocks, weights=~side.ok, minlength=n_blocks)
-        weights = _block_weights(rng, n_blocks, n > 0)
+    for side in (a, b):
+        n, err = side["block_n"], side["block_err"]
+        weights = _block_weights(rng, len(n), n > 0)
         rates.append((weights @ err) / np.maximum(weights @ n, 1))
     diff = rates[1] - rates[0]
     item["ci_low"], item["ci_high"] = (float(x) for x in np.quantile(diff, [lo_q, hi_q]))

@@ -9,6 +9,9 @@ felt, which is how coordinated omission becomes visible.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -46,22 +49,55 @@ def summarize(part: pd.DataFrame, seconds: float) -> dict[str, float]:
             "max_lag_ms": float(part["lag_ms"].max()) if n else float("nan")}
 
 
-def per_window(samples: pd.DataFrame, windows: pd.DataFrame, t0: float,
-               offered: np.ndarray | None = None) -> pd.DataFrame:
-    """Tidy table: one row per window x endpoint (``*`` = all requests together)."""
+def per_window(samples: Any, windows: pd.DataFrame, t0: float,
+               offered: np.ndarray | None = None,
+               window_stats: Callable[[float, float], pd.DataFrame] | None = None,
+               ) -> pd.DataFrame:
+    """Tidy table: one row per window x endpoint (``*`` = all requests together).
+
+    ``samples``: the samples frame or a ``SampleStore``; ``window_stats(start_s, end_s)``,
+    when given, answers a window instead (``Context.window_frame``, which keeps what the
+    checks already computed)."""
+    if window_stats is None:
+        from analysis.samplestore import MemoryStore
+
+        store = samples if hasattr(samples, "window") else MemoryStore(samples)
+
+        def window_stats(start_s: float, end_s: float) -> pd.DataFrame:
+            return store.window(t0 + start_s, t0 + end_s, QUANTILES)
+
     rows = []
     for win in windows.itertuples():
         seconds = float(win.end_s - win.start_s)
-        part = window_slice(samples, t0 + win.start_s, t0 + win.end_s)
+        frame = window_stats(win.start_s, win.end_s)
         offered_rps = offered_mean(offered, win.start_s, win.end_s)
-        rows.append({"window": win.name, "kind": win.kind, "start_s": win.start_s,
-                     "end_s": win.end_s, "endpoint": ALL, "offered_rps": offered_rps,
-                     **summarize(part, seconds)})
-        for endpoint, group in part.groupby("endpoint", observed=True, sort=True):
-            rows.append({"window": win.name, "kind": win.kind, "start_s": win.start_s,
-                         "end_s": win.end_s, "endpoint": str(endpoint),
-                         "offered_rps": float("nan"), **summarize(group, seconds)})
+        head = {"window": win.name, "kind": win.kind, "start_s": win.start_s,
+                "end_s": win.end_s}
+        rows.append({**head, "endpoint": ALL, "offered_rps": offered_rps,
+                     **_table_row(frame, ALL, seconds)})
+        for endpoint in sorted(e for e in frame.index if e != ALL):
+            rows.append({**head, "endpoint": str(endpoint), "offered_rps": float("nan"),
+                         **_table_row(frame, endpoint, seconds)})
     return pd.DataFrame(rows)
+
+
+def _table_row(frame: pd.DataFrame, endpoint: str, seconds: float) -> dict[str, float]:
+    """One row of the per-window table from a window's per-endpoint statistics."""
+    nan = float("nan")
+    if endpoint not in frame.index:
+        return {"requests": 0, "errors": 0, "error_rate": nan,
+                "rps": 0.0 if seconds > 0 else nan, "ok_rps": 0.0 if seconds > 0 else nan,
+                **{f"p{int(q * 100)}_ms": nan for q in QUANTILES},
+                **{f"p{int(q * 100)}_corrected_ms": nan for q in QUANTILES},
+                "max_lag_ms": nan}
+    r = frame.loc[endpoint]
+    n, errors, ok = int(r["requests"]), int(r["errors"]), float(r["ok"])
+    return {"requests": n, "errors": errors, "error_rate": errors / n if n else nan,
+            "rps": n / seconds if seconds > 0 else nan,
+            "ok_rps": ok / seconds if seconds > 0 else nan,
+            **{f"p{int(q * 100)}_ms": float(r[f"rt_{q:.6g}"]) for q in QUANTILES},
+            **{f"p{int(q * 100)}_corrected_ms": float(r[f"corr_{q:.6g}"]) for q in QUANTILES},
+            "max_lag_ms": float(r["max_lag_ms"])}
 
 
 def offered_mean(points: np.ndarray | None, start_s: float, end_s: float) -> float:
@@ -79,34 +115,32 @@ def bin_width(duration_s: float, target_bins: int = 400) -> float:
     return 900.0
 
 
-def timeseries(samples: pd.DataFrame, t0: float, width_s: float,
+def timeseries(samples: Any, t0: float, width_s: float,
                offered: np.ndarray | None = None, duration_s: float | None = None,
-               ) -> pd.DataFrame:
-    """Per time bin: achieved and offered RPS, error rate, p50/p95/p99 (and corrected p95).
+               lo: float | None = None, hi: float | None = None) -> pd.DataFrame:
+    """Per time bin: achieved and offered RPS, error rate, p50/p95/p99 (and corrected p95),
+    of the samples (a frame or a ``SampleStore``) whose ts is in ``[lo, hi)`` (epoch s;
+    default all).
 
-    Percentiles are computed per bin from the raw samples with one sort (bin, rt), which
-    keeps 10M rows in a few seconds.
+    In memory, percentiles are exact per bin (one sort of (bin, rt), 10M rows in a few
+    seconds); out of core they come from a log-bucket histogram, within
+    ``samplestore.TIMELINE_REL_ERROR`` of the exact value.
     """
-    n_bins = int(np.ceil((duration_s if duration_s is not None else
-                          (samples["ts"].max() - t0 if len(samples) else 0.0)) / width_s)) or 1
-    bins = np.floor((samples["ts"].to_numpy() - t0) / width_s).astype(np.int64)
-    keep = (bins >= 0) & (bins < n_bins)
-    bins = bins[keep]
-    rt = samples["rt_ms"].to_numpy()[keep]
-    corrected = rt + samples["lag_ms"].to_numpy()[keep]
-    ok = samples["ok"].to_numpy()[keep]
-    count = np.bincount(bins, minlength=n_bins).astype(float)
-    ok_count = np.bincount(bins, weights=ok, minlength=n_bins)
-    sched = np.floor((samples["intended_ts"].to_numpy() - t0) / width_s).astype(np.int64)
-    sched = sched[(sched >= 0) & (sched < n_bins)]
-    scheduled = np.bincount(sched, minlength=n_bins).astype(float)
+    from analysis.samplestore import MemoryStore
+
+    store = samples if hasattr(samples, "timeseries") else MemoryStore(samples)
+    if duration_s is None:
+        last = store.span()[1] if store.rows else None
+        duration_s = (last - t0) if last is not None else 0.0
+    n_bins = int(np.ceil(duration_s / width_s)) or 1
+    got = store.timeseries(t0, width_s, n_bins, lo, hi)
+    count, ok_count = got["requests"].to_numpy(float), got["ok"].to_numpy(float)
     out = pd.DataFrame({"t_s": np.arange(n_bins) * width_s, "requests": count,
                         "rps": count / width_s, "ok_rps": ok_count / width_s,
-                        "scheduled_rps": scheduled / width_s})
+                        "scheduled_rps": got["scheduled"].to_numpy(float) / width_s})
     out["error_rate"] = np.where(count > 0, 1.0 - ok_count / np.maximum(count, 1), np.nan)
-    for q, values in binned_quantiles(bins[ok], rt[ok], n_bins, QUANTILES).items():
-        out[f"p{int(q * 100)}_ms"] = values
-    out["p95_corrected_ms"] = binned_quantiles(bins[ok], corrected[ok], n_bins, (0.95,))[0.95]
+    for col in ("p50_ms", "p95_ms", "p99_ms", "p95_corrected_ms"):
+        out[col] = got[col].to_numpy(float)
     if offered is not None:
         out["offered_rps"] = np.interp(out["t_s"] + width_s / 2, offered[:, 0], offered[:, 1],
                                        right=0.0)

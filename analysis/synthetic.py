@@ -9,6 +9,7 @@ a +30% latency shift), so analysis can be checked against that truth.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -99,11 +100,18 @@ def offered_rps(profile: list[tuple[float, float]], t: np.ndarray) -> np.ndarray
     return np.interp(t, points[:, 0], points[:, 1])
 
 
-def make_samples(spec: Spec) -> pd.DataFrame:
-    """Poisson arrivals following the profile; lognormal latency per endpoint."""
-    rng = np.random.default_rng(spec.seed)
+def make_samples(spec: Spec, seconds: np.ndarray | None = None,
+                 rng: np.random.Generator | None = None,
+                 lost_users: np.ndarray | None = None) -> pd.DataFrame:
+    """Poisson arrivals following the profile; lognormal latency per endpoint.
+
+    ``seconds`` (a slice of the run's seconds), ``rng`` and ``lost_users`` let
+    ``sample_chunks`` generate a run too large for memory piece by piece; by default the
+    whole run is one piece drawn from ``Spec.seed``."""
+    rng = rng or np.random.default_rng(spec.seed)
     duration = float(max(p[0] for p in spec.profile))
-    seconds = np.arange(int(np.ceil(duration)))
+    if seconds is None:
+        seconds = np.arange(int(np.ceil(duration)))
     counts = rng.poisson(offered_rps(spec.profile, seconds + 0.5))
     n = int(counts.sum())
     intended = np.repeat(seconds, counts) + rng.random(n)
@@ -131,7 +139,8 @@ def make_samples(spec: Spec) -> pd.DataFrame:
     cache = [f for f in spec.faults if f.kind == "cache"]
     if spec.session_loss_users and cache:
         fault = cache[0]
-        lost_users = rng.choice(spec.users, size=spec.session_loss_users, replace=False)
+        if lost_users is None:
+            lost_users = rng.choice(spec.users, size=spec.session_loss_users, replace=False)
         hit = np.isin(user, lost_users) & (intended >= fault.start_s) & (
             intended < fault.end_s + 2.0) & (error_code == 0)
         status[hit], error_code[hit] = 401, 2
@@ -157,11 +166,33 @@ def make_samples(spec: Spec) -> pd.DataFrame:
         "request_id": pd.Categorical.from_codes(np.zeros(n, dtype=np.int8), categories=[""]),
         "worker": pd.Categorical.from_codes(user % 2, categories=["w0", "w1"]),
     })[schema.SAMPLE_COLUMNS]
-    if spec.logins:
+    if spec.logins and (len(seconds) == 0 or seconds[0] == 0):
         frame = pd.concat([frame, _logins(spec)], ignore_index=True)
         for col in schema.SAMPLE_CATEGORICAL:
             frame[col] = frame[col].astype(str).astype("category")
     return frame.sort_values("ts", kind="stable").reset_index(drop=True)
+
+
+CHUNK_ROWS = 4_000_000
+
+
+def sample_chunks(spec: Spec) -> Iterator[pd.DataFrame]:
+    """The run's samples in time order, at most about ``CHUNK_ROWS`` at a time, so a
+    100M-sample run is written with bounded memory. A run that fits one chunk is exactly
+    ``make_samples(spec)``; larger ones draw each chunk from its own seeded generator."""
+    duration = float(max(p[0] for p in spec.profile))
+    seconds = np.arange(int(np.ceil(duration)))
+    expected = offered_rps(spec.profile, seconds + 0.5)
+    if expected.sum() <= CHUNK_ROWS:
+        yield make_samples(spec)
+        return
+    lost = np.random.default_rng([spec.seed, 1]).choice(
+        spec.users, size=spec.session_loss_users, replace=False)
+    edges = np.searchsorted(np.cumsum(expected), np.arange(CHUNK_ROWS, expected.sum(),
+                                                           CHUNK_ROWS))
+    for i, part in enumerate(np.split(seconds, np.unique(edges))):
+        if len(part):
+            yield make_samples(spec, part, np.random.default_rng([spec.seed, 2, i]), lost)
 
 
 def _logins(spec: Spec) -> pd.DataFrame:
@@ -221,7 +252,16 @@ def make_events(spec: Spec) -> pd.DataFrame:
     return frame.sort_values("ts").reset_index(drop=True)
 
 
-def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataFrame:
+def request_counts(spec: Spec, samples: pd.DataFrame, period: int = 5) -> np.ndarray:
+    """Requests per metric period (the ALB's RequestCount), chunks add up."""
+    n = len(np.arange(0, float(max(p[0] for p in spec.profile)), period))
+    return np.bincount(((samples["ts"] - spec.t0) // period).clip(0, n - 1).astype(int),
+                       minlength=n).astype(float)
+
+
+def make_metrics(spec: Spec, samples: pd.DataFrame | np.ndarray, period: int = 5
+                 ) -> pd.DataFrame:
+    """``samples``: the run's samples, or their ``request_counts`` already added up."""
     duration = float(max(p[0] for p in spec.profile))
     starts = np.arange(0, duration, period, dtype=float)
 
@@ -238,8 +278,8 @@ def make_metrics(spec: Spec, samples: pd.DataFrame, period: int = 5) -> pd.DataF
 
     asg = f"AutoScalingGroupName={names.ASG}"
     tg = f"LoadBalancer=app/{names.ALB},TargetGroup=targetgroup/{names.TARGET_GROUP}"
-    counts = np.bincount(((samples["ts"] - spec.t0) // period).clip(0, len(starts) - 1)
-                         .astype(int), minlength=len(starts)).astype(float)
+    counts = samples if isinstance(samples, np.ndarray) else request_counts(spec, samples,
+                                                                              period)
     parts = [("AWS/AutoScaling", "GroupDesiredCapacity", asg, "Maximum", capacity("desired")),
              ("AWS/AutoScaling", "GroupInServiceInstances", asg, "Maximum",
               capacity("in_service")),
@@ -273,8 +313,13 @@ def write_run(run_dir: Path | str, spec: Spec | None = None) -> Path:
     run_dir = Path(run_dir)
     for sub in (runfolder.SAMPLES_DIR, runfolder.ORDERS_DIR, runfolder.CHAOS_DIR):
         (run_dir / sub).mkdir(parents=True, exist_ok=True)
-    samples = make_samples(spec)
-    write_shards(run_dir / runfolder.SAMPLES_DIR, samples, spec.shard_rows)
+    shards, counts, orders = 0, None, _Orders(run_dir, spec)
+    for samples in sample_chunks(spec):
+        shards = write_shards(run_dir / runfolder.SAMPLES_DIR, samples, spec.shard_rows, shards)
+        part = request_counts(spec, samples)
+        counts = part if counts is None else counts + part
+        orders.add(samples)
+    orders.close()
     duration = float(max(p[0] for p in spec.profile))
     runfolder.write_run_json(run_dir, {
         "run_id": run_dir.name, "label": "synthetic", "status": spec.status,
@@ -285,45 +330,66 @@ def write_run(run_dir: Path | str, spec: Spec | None = None) -> Path:
         {"profile_points": {"t_s": [float(p[0]) for p in spec.profile],
                             "rps": [float(p[1]) for p in spec.profile]},
          "duration_s": duration, "workers": 2, "speed": 1.0}))
-    _write_orders(run_dir, spec, samples)
     events = make_events(spec)
     if len(events):
         events.to_parquet(run_dir / runfolder.EVENTS, index=False)
     if spec.metrics:
-        make_metrics(spec, samples).to_parquet(run_dir / runfolder.METRICS, index=False)
+        make_metrics(spec, counts).to_parquet(run_dir / runfolder.METRICS, index=False)
     for fault in spec.faults:
         (run_dir / runfolder.CHAOS_DIR / f"{fault.name}.journal.json").write_text(json.dumps(
             _journal(spec, fault), indent=1))
     return run_dir
 
 
-def write_shards(samples_dir: Path, samples: pd.DataFrame, shard_rows: int) -> None:
-    for i, start in enumerate(range(0, max(len(samples), 1), shard_rows)):
+def write_shards(samples_dir: Path, samples: pd.DataFrame, shard_rows: int,
+                 first: int = 0) -> int:
+    """Shards ``w0-<first>...``; returns the next free shard number."""
+    i = first
+    for start in range(0, max(len(samples), 1), shard_rows):
         chunk = samples.iloc[start:start + shard_rows]
         pq.write_table(pa.Table.from_pandas(chunk, schema=schema.SAMPLE_SCHEMA,
                                             preserve_index=False),
                        samples_dir / f"w0-{i:05d}.parquet")
+        i += 1
+    return i
 
 
-def _write_orders(run_dir: Path, spec: Spec, samples: pd.DataFrame) -> None:
-    placed = samples.loc[(samples["name"] == "/api/checkout") & samples["ok"], ["ts", "user",
-                                                                                 "worker"]]
-    orders = placed.assign(order_id=[f"ord-{spec.seed}-{i}" for i in range(len(placed))])
-    with (run_dir / runfolder.ORDERS_DIR / "w0.jsonl").open("w") as fh:
-        for row in orders.itertuples():
-            order = {"order_id": row.order_id, "ts": row.ts, "user": str(row.user),
-                     "worker": str(row.worker)}
-            fh.write(json.dumps({k: order[k] for k in schema.ORDER_FIELDS}) + "\n")
-    if not spec.verify:
-        return
-    found = np.ones(len(orders), dtype=bool)
-    found[: spec.lost_orders] = False
-    (run_dir / runfolder.INTEGRITY_DIR).mkdir(exist_ok=True)
-    pd.DataFrame({"order_id": orders["order_id"].to_numpy(), "confirmed_ts": orders["ts"].to_numpy(),
-                  "found": found, "status": np.where(found, 200, 404),
-                  "checked_ts": spec.t0 + max(p[0] for p in spec.profile) + 2.0})[
-        schema.INTEGRITY_COLUMNS].to_parquet(
-        run_dir / runfolder.INTEGRITY_DIR / "orders.parquet", index=False)
+class _Orders:
+    """orders/w0.jsonl and integrity/orders.parquet, appended chunk by chunk: every
+    successful checkout is a confirmed order; the first ``lost_orders`` are not found."""
+
+    def __init__(self, run_dir: Path, spec: Spec) -> None:
+        self.spec, self.n = spec, 0
+        self.fh = (run_dir / runfolder.ORDERS_DIR / "w0.jsonl").open("w")
+        self.writer: pq.ParquetWriter | None = None
+        self.path = run_dir / runfolder.INTEGRITY_DIR / "orders.parquet"
+        self.checked_ts = spec.t0 + max(p[0] for p in spec.profile) + 2.0
+
+    def add(self, samples: pd.DataFrame) -> None:
+        placed = samples.loc[(samples["name"] == "/api/checkout") & samples["ok"]]
+        ids = [f"ord-{self.spec.seed}-{i}" for i in range(self.n, self.n + len(placed))]
+        ts = placed["ts"].to_numpy()
+        # json.dumps' own layout, without its per-row cost (millions of orders)
+        self.fh.writelines(
+            f'{{"order_id": "{o}", "ts": {float(t)!r}, "user": "{u}", "worker": "{w}"}}\n'
+            for o, t, u, w in zip(ids, ts, placed["user"].astype(str),
+                                  placed["worker"].astype(str), strict=True))
+        if self.spec.verify:
+            found = np.arange(self.n, self.n + len(placed)) >= self.spec.lost_orders
+            table = pa.Table.from_pandas(pd.DataFrame({
+                "order_id": ids, "confirmed_ts": ts, "found": found,
+                "status": np.where(found, 200, 404), "checked_ts": self.checked_ts})[
+                schema.INTEGRITY_COLUMNS], preserve_index=False)
+            if self.writer is None:
+                self.path.parent.mkdir(exist_ok=True)
+                self.writer = pq.ParquetWriter(self.path, table.schema)
+            self.writer.write_table(table)
+        self.n += len(placed)
+
+    def close(self) -> None:
+        self.fh.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _iso(epoch: float) -> str:

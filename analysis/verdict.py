@@ -16,6 +16,7 @@ from analysis import checks as checks_mod
 from analysis import figures, report, stats
 from analysis import phases as phases_mod
 from analysis.load import Run, is_run_folder, load_run
+from analysis.samplestore import TIMELINE_REL_ERROR
 from peakready import runfolder
 from peakready.errors import EXIT_ABORTED, EXIT_CHECK_FAILED, EXIT_PASSED, BadInput
 
@@ -47,8 +48,8 @@ def analyze(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict
     checked = checks_mod.evaluate(ctx, run.plan.get("checks"))
     comparison = next((r.evidence for r in checked if r.check == "regression"), None)
     results = [r.to_dict() for r in checked]
-    table = stats.per_window(run.samples, phases_mod.windows(run, ctx.phases, ctx.faults),
-                             run.t0, ctx.profile)
+    table = stats.per_window(run.store, phases_mod.windows(run, ctx.phases, ctx.faults),
+                             run.t0, ctx.profile, window_stats=ctx.window_frame)
     images = draw(run, ctx, results, comparison)
     verdict = build(run, ctx, results, table, comparison, sorted(images))
     verdict["analysis_seconds"] = round(time.perf_counter() - started, 3)
@@ -59,7 +60,7 @@ def analyze(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict
 def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
          comparison: dict[str, Any] | None) -> dict[str, bytes]:
     width = stats.bin_width(max(run.duration_s, 1.0))
-    ts = stats.timeseries(run.samples, run.t0, width, ctx.profile, run.duration_s)
+    ts = stats.timeseries(run.store, run.t0, width, ctx.profile, run.duration_s)
     lines = checks_mod.slo_lines(run.plan.get("checks"))
     slo = sorted({(x.label, x.value) for x in lines if x.metric == "latency_ms"},
                  key=lambda x: x[1])
@@ -72,9 +73,8 @@ def draw(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]],
         after = (rec or {}).get("measured")
         end = fault.start_s + max(after or 0.0, fault.end_s - fault.start_s)
         lo, hi = max(0.0, fault.start_s - 20.0), min(run.duration_s, end + 30.0)
-        near = stats.window_slice(run.samples, run.t0 + lo, run.t0 + hi)
-        fine = stats.timeseries(near, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
-                                run.duration_s)
+        fine = stats.timeseries(run.store, run.t0, stats.bin_width(hi - lo, 120), ctx.profile,
+                                run.duration_s, run.t0 + lo, run.t0 + hi)
         marks = [(fault.start_s + after, f" recovered +{after:g} s")] if after else []
         images[checks_mod.fault_figure(fault.name)] = figures.timeline(
             fine, ctx.phases, ctx.faults, run.events, run.metrics, run.t0, slo, max_err,
@@ -120,9 +120,12 @@ def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], tabl
         "started": datetime.fromtimestamp(run.t0, UTC).strftime("%Y-%m-%dT%H:%M:%S"),
         "t0": run.t0,
         "duration_s": round(run.duration_s, 3),
-        "requests": int(len(run.samples)),
+        "requests": run.requests,
         "load_model": (run.settings or {}).get("load_model") or run.meta.get("load_model")
         or "open",
+        "engine": run.store.engine if run.store is not None else "memory",
+        "timeline_percentiles": "exact" if run.store is None or run.store.exact_timeline else
+        f"log-bucket histogram, within {TIMELINE_REL_ERROR:.1%} of the exact value",
         "phase_source": str(ctx.phases["source"].iloc[0]) if len(ctx.phases) else "none",
         "phases": checks_mod.clean(ctx.phases.to_dict("records")),
         "faults": _fault_rows(ctx.faults, results),

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from analysis.checks import fields
-from analysis.checks.context import Context, level_before, metric, slo_stats, win, within_slo
+from analysis.checks.context import Context, level_before, metric, win, within_slo
 from analysis.checks.registry import CheckKind, register
 from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
 
@@ -45,10 +45,10 @@ def _plateau_rows(ctx: Context, cfg: dict[str, Any],
     rows = []
     for start, end, rps in steps:
         settle = start + 0.2 * (end - start)  # skip the transient after each step
-        part = ctx.samples({"start_s": settle, "end_s": end}, "*")
-        if part.empty:
+        st = ctx.stats({"start_s": settle, "end_s": end})
+        if not st.requests:
             continue
-        n, err, p95 = slo_stats(part)
+        n, err, p95 = st.slo()
         achieved = n / (end - settle)
         n_inst = None
         if len(instances):

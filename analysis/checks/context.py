@@ -4,7 +4,7 @@ p95 and error rate, of the alarm transitions and of a metric's series."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,7 +14,8 @@ from analysis import phases as phases_mod
 from analysis.checks.fields import is_number
 from analysis.checks.result import SKIPPED, CheckResult
 from analysis.load import Run, parse_detail
-from analysis.stats import window_slice
+from analysis.samplestore import SampleStore, qkey
+from analysis.stats import QUANTILES, window_slice
 
 
 @dataclass
@@ -26,6 +27,8 @@ class Context:
     faults: pd.DataFrame
     profile: np.ndarray | None
     baseline: Run | None = None
+    _windows: dict[tuple[float, float], tuple[pd.DataFrame, dict[str, float]]] = field(
+        default_factory=dict, repr=False)
 
     def window(self, selector: str) -> list[dict[str, Any]]:
         """``*`` each phase, a phase name, ``faults`` each fault, ``fault:NAME``, ``run``."""
@@ -44,13 +47,75 @@ class Context:
                 for r in frame.itertuples()]
 
     def samples(self, window: dict[str, Any], endpoint: str) -> pd.DataFrame:
+        """The window's raw samples. Fine for a small run; at campaign scale this reads the
+        whole run into memory: ask ``stats``/``slo_windows``/``users`` instead."""
         part = window_slice(self.run.samples, self.run.t0 + window["start_s"],
                             self.run.t0 + window["end_s"])
         return part if endpoint == "*" else part.loc[part["endpoint"] == endpoint]
 
+    @property
+    def store(self) -> SampleStore:
+        assert self.run.store is not None
+        return self.run.store
+
+    def stats(self, window: dict[str, Any], endpoint: str = "*",
+              quantiles: tuple[float, ...] = QUANTILES) -> WindowStats:
+        """Counts, error rate and exact percentiles of one window and endpoint, computed
+        where the samples are (in memory or out of core); per window the answer for every
+        endpoint is computed once and kept."""
+        cached = self.window_frame(window["start_s"], window["end_s"], quantiles)
+        quantiles = tuple({qkey(q): q for q in (*QUANTILES, *quantiles)}.values())
+        if endpoint not in cached.index:
+            return WindowStats(0, 0, 0, {}, {}, float("nan"), float("nan"), float("nan"),
+                               float("nan"))
+        row = cached.loc[endpoint]
+        return WindowStats(int(row["requests"]), int(row["errors"]), int(row["ok"]),
+                           {q: float(row[f"rt_{qkey(q)}"]) for q in quantiles},
+                           {q: float(row[f"corr_{qkey(q)}"]) for q in quantiles},
+                           float(row["rt_max"]), float(row["corr_max"]),
+                           float(row["max_lag_ms"]), float(row["max_lag_ok_ms"]))
+
+    def window_frame(self, start_s: float, end_s: float,
+                     quantiles: tuple[float, ...] = QUANTILES) -> pd.DataFrame:
+        """``SampleStore.window`` of ``[start_s, end_s)``, kept per window: the checks and
+        the report's table ask the same windows (one pass over a phase, not one per ask)."""
+        key = (start_s, end_s)
+        cached, have = self._windows.get(key, (None, {}))
+        wanted = {qkey(q): q for q in (*QUANTILES, *quantiles)}
+        if cached is None or not set(wanted) <= set(have):
+            have = {**wanted, **have}
+            cached = self.store.window(self.run.t0 + start_s, self.run.t0 + end_s,
+                                       list(have.values()))
+            self._windows[key] = (cached, have)
+        return cached
+
+    def slo_windows(self, starts: np.ndarray, width_s: float,
+                    quantile: float = 0.95) -> pd.DataFrame:
+        """Fixed windows ``[start, start + width_s)`` (``starts`` evenly spaced by
+        ``width_s``): ``start_s``, ``end_s``, ``requests``, ``error_rate`` and ``p95_ms``
+        (the ``quantile`` of successful requests) in one pass over the samples."""
+        got = self.store.slo_bins(self.run.t0, starts, width_s, quantile)
+        edges = np.asarray(starts, dtype=float)
+        return pd.DataFrame({"start_s": edges, "end_s": edges + width_s,
+                             "requests": got["requests"].to_numpy(),
+                             "error_rate": got["error_rate"].to_numpy(),
+                             "p95_ms": got["p"].to_numpy()})
+
+    def top_errors(self, window: dict[str, Any], endpoint: str = "*",
+                   k: int = 3) -> dict[str, int]:
+        return self.store.top_errors(self.run.t0 + window["start_s"],
+                                     self.run.t0 + window["end_s"], endpoint, k)
+
+    def users(self, window: dict[str, Any], endpoint: str | None = None,
+              ok: bool | None = None, error_prefix: str | None = None) -> pd.Series:
+        """Requests per user (index: user) in the window, of ``endpoint``, ``ok`` or not,
+        whose error starts with ``error_prefix`` (None: any)."""
+        return self.store.users(self.run.t0 + window["start_s"], self.run.t0 + window["end_s"],
+                                endpoint, ok, error_prefix)
+
     def endpoints(self, selector: str) -> list[str]:
         if selector == "each":
-            return sorted(str(e) for e in self.run.samples["endpoint"].cat.categories)
+            return self.store.endpoints()
         return [selector]
 
     def speed(self) -> float:
@@ -58,6 +123,30 @@ class Context:
         speed = ((self.run.plan.get("load") or {}).get("speed")
                  or self.run.settings.get("speed") or 1.0)
         return float(speed) if is_number(speed) and speed > 0 else 1.0
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """One window and endpoint: ``quantiles``/``corrected`` map q (0..1) to the exact
+    percentile of successful requests' response time (plain / from the intended start)."""
+
+    requests: int
+    errors: int
+    ok: int
+    quantiles: dict[float, float]
+    corrected: dict[float, float]
+    max_ms: float
+    max_corrected_ms: float
+    max_lag_ms: float
+    max_lag_ok_ms: float
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else float("nan")
+
+    def slo(self) -> tuple[int, float, float]:
+        """``(requests, error_rate, p95)`` as ``slo_stats`` gives them."""
+        return self.requests, self.error_rate, self.quantiles.get(0.95, float("nan"))
 
 
 def context(run: Run, baseline: Run | None = None) -> Context:

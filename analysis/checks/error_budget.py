@@ -50,13 +50,12 @@ def _one(ctx: Context, cfg: dict[str, Any], fault: Any, rec: CheckResult | None)
     max_burn, max_budget = cfg.get("max_burn_rate"), cfg.get("max_budget")
     speed = ctx.speed()
     window = fault_window(fault, _impact_end(ctx, fault, rec))
-    part = ctx.samples(window, "*")
+    st = ctx.stats(window)
     name = f"error budget {fault.name}"
-    if part.empty:
+    if not st.requests:
         return CheckResult(name, "error_budget", SKIPPED,
                            "no requests in the fault's impact window", window=win(window))
-    bad = int((~part["ok"]).sum())
-    rate = bad / len(part)
+    bad, rate = st.errors, st.error_rate
     burn = rate / (1.0 - slo)
     seconds = (window["end_s"] - window["start_s"]) * speed
     budget = burn * seconds / period_s
@@ -71,7 +70,7 @@ def _one(ctx: Context, cfg: dict[str, Any], fault: Any, rec: CheckResult | None)
         f"burn rate {burn:.1f}x, {budget:.4%} of the {cfg['period_days']:g}-day budget used")
     return CheckResult(name, "error_budget", FAIL if failed else PASS, reason,
                        measured=measured, threshold=threshold, unit=unit, window=win(window),
-                       evidence={"requests": len(part), "errors": bad, "error_rate": rate,
+                       evidence={"requests": st.requests, "errors": bad, "error_rate": rate,
                                  "burn_rate": burn, "budget_used": budget,
                                  "campaign_seconds": seconds, "speed": speed, "slo": slo})
 

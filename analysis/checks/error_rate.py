@@ -43,22 +43,21 @@ def _one(ctx: Context, item: dict[str, Any]) -> list[CheckResult]:
     for window in windows:
         for endpoint in ctx.endpoints(item.get("endpoint", "*")):
             name = f"error rate {endpoint} in {window['name']}"
-            part = ctx.samples(window, endpoint)
-            if len(part) < min_requests:
+            st = ctx.stats(window, endpoint)
+            if st.requests < min_requests:
                 out.append(CheckResult(name, "error_rate", SKIPPED,
-                                       f"{len(part)} requests in the window: no evidence",
+                                       f"{st.requests} requests in the window: no evidence",
                                        threshold=limit, unit="ratio", window=win(window)))
                 continue
-            errors = int((~part["ok"]).sum())
-            rate = errors / len(part)
-            top = part.loc[~part["ok"], "error"].astype(str).value_counts().head(3).to_dict()
+            errors, rate = st.errors, st.error_rate
+            top = ctx.top_errors(window, endpoint, 3) if errors else {}
             verdict = PASS if rate <= limit else FAIL
             out.append(CheckResult(
                 name, "error_rate", verdict,
-                f"{errors}/{len(part)} failed = {rate:.2%} "
+                f"{errors}/{st.requests} failed = {rate:.2%} "
                 f"{'<=' if verdict == PASS else '>'} {limit:.2%}",
                 measured=rate, threshold=limit, unit="ratio", window=win(window),
-                evidence={"requests": len(part), "errors": errors, "top_errors": top}))
+                evidence={"requests": st.requests, "errors": errors, "top_errors": top}))
     return out
 
 

@@ -3,10 +3,13 @@ and sessions that existed before a cache failover survive it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from analysis.checks import fields
 from analysis.checks.context import Context, fault_window, win
@@ -49,34 +52,24 @@ def orders_integrity(ctx: Context) -> CheckResult:
                            f"{len(confirmed)} confirmed orders but integrity/orders.parquet was "
                            "not written (the orders were not looked up after the load)",
                            figure=None)
-    checked = checked.assign(order_id=lambda d: d["order_id"].astype(str))
-    confirmed_ids = pd.Index(confirmed["order_id"]).unique()
-    checked_ids = pd.Index(checked["order_id"]).unique()
-    ids = confirmed_ids.union(checked_ids)
-    if not len(ids):
+    evidence = order_lookups(confirmed, checked)
+    if not evidence["confirmed"]:
         return CheckResult(name, "integrity", SKIPPED, "no confirmed orders in this run",
                            figure=None)
-    not_found = checked.loc[~checked["found"].astype(bool)]
-    gone = not_found["status"].astype(int).isin([404, 410])
-    missing = not_found.loc[gone, "order_id"].tolist()
-    unverified = not_found.loc[~gone, "order_id"].tolist()
-    unchecked = sorted(confirmed_ids.difference(checked_ids))
-    lost = len(missing) + len(unverified) + len(unchecked)
-    evidence = {"confirmed": len(ids), "looked_up": len(checked), "missing": len(missing),
-                "lookup_failed": len(unverified), "not_looked_up": len(unchecked),
-                "missing_ids": missing[:20], "lookup_failed_ids": unverified[:20],
-                "not_looked_up_ids": unchecked[:20],
-                "lookup_status": checked["status"].astype(str).value_counts().to_dict()}
+    failed_statuses = evidence.pop("lookup_failed_statuses")
+    missing, unverified, unchecked = (evidence[k] for k in ("missing", "lookup_failed",
+                                                            "not_looked_up"))
+    lost = missing + unverified + unchecked
     if lost:
         why = []
         if missing:
-            why.append(f"{len(missing)} of {len(checked)} confirmed orders not found "
-                       f"(e.g. {', '.join(missing[:3])})")
+            why.append(f"{missing} of {len(checked)} confirmed orders not found "
+                       f"(e.g. {', '.join(evidence['missing_ids'][:3])})")
         if unverified:
-            why.append(f"{len(unverified)} lookups failed without an answer (HTTP status "
-                       f"{', '.join(sorted(set(not_found.loc[~gone, 'status'].astype(str))))})")
+            why.append(f"{unverified} lookups failed without an answer (HTTP status "
+                       f"{', '.join(failed_statuses)})")
         if unchecked:
-            why.append(f"{len(unchecked)} confirmed orders never looked up")
+            why.append(f"{unchecked} confirmed orders never looked up")
         return CheckResult(name, "integrity", FAIL, "; ".join(why), measured=lost, threshold=0,
                            unit="orders lost", evidence=evidence, figure=None)
     return CheckResult(name, "integrity", PASS, f"all {len(checked)} confirmed orders found",
@@ -84,11 +77,49 @@ def orders_integrity(ctx: Context) -> CheckResult:
                        figure=None)
 
 
-def _logged_in(samples: pd.DataFrame, before_ts: float) -> set[str]:
-    """Users with a successful login before ``before_ts``: only they had a session to lose."""
-    login = samples.loc[(samples["endpoint"] == LOGIN) & samples["ok"]
-                        & (samples["ts"] < before_ts), "user"]
-    return set(login.astype(str))
+def order_lookups(confirmed: pd.DataFrame, checked: pd.DataFrame) -> dict[str, Any]:
+    """Confirmed orders joined with their lookups in DuckDB (millions of ids: no Python
+    loop, no Python string per id). ``missing`` (404/410), ``lookup_failed`` (another
+    status) and ``not_looked_up`` (confirmed, never looked up) are counts; the ``*_ids`` lists show the
+    first 20 (lookups in file order, never-looked-up ones sorted)."""
+    import duckdb
+
+    con = duckdb.connect(config={"threads": 2})
+    con.register("c", pa.table({"order_id": pa.array(confirmed["order_id"], pa.string())}))
+    con.register("k", pa.table({
+        "order_id": pa.array(checked["order_id"].astype(str), pa.string()),
+        "found": pa.array(checked["found"].astype(bool)),
+        "status": pa.array(checked["status"].astype("int64")),
+        "row": pa.array(np.arange(len(checked)))}))
+
+    def scalar(sql: str) -> int:
+        return int(con.execute(sql).fetchone()[0])
+
+    def ids(sql: str) -> list[str]:
+        return [r[0] for r in con.execute(sql + " LIMIT 20").fetchall()]
+
+    gone = "NOT found AND status IN (404, 410)"
+    failed = "NOT found AND status NOT IN (404, 410)"
+    unchecked = "SELECT DISTINCT order_id FROM c ANTI JOIN k USING (order_id)"
+    statuses = con.execute("SELECT status::VARCHAR, count(*) AS n FROM k GROUP BY status "
+                           "ORDER BY n DESC, status").fetchall()
+    return {
+        "confirmed": scalar("SELECT count(*) FROM (SELECT order_id FROM c UNION "
+                            "SELECT order_id FROM k)"),
+        "looked_up": len(checked), "missing": scalar(f"SELECT count(*) FROM k WHERE {gone}"),
+        "lookup_failed": scalar(f"SELECT count(*) FROM k WHERE {failed}"),
+        "not_looked_up": scalar(f"SELECT count(*) FROM ({unchecked})"),
+        "missing_ids": ids(f"SELECT order_id FROM k WHERE {gone} ORDER BY row"),
+        "lookup_failed_ids": ids(f"SELECT order_id FROM k WHERE {failed} ORDER BY row"),
+        "not_looked_up_ids": ids(f"{unchecked} ORDER BY order_id"),
+        "lookup_failed_statuses": [r[0] for r in con.execute(
+            f"SELECT DISTINCT status::VARCHAR AS s FROM k WHERE {failed} ORDER BY s").fetchall()],
+        "lookup_status": {s: int(n) for s, n in statuses}}
+
+
+def _logged_in(ctx: Context, before_s: float) -> set[str]:
+    """Users with a successful login before ``before_s``: only they had a session to lose."""
+    return set(ctx.users({"start_s": -math.inf, "end_s": before_s}, LOGIN, ok=True).index)
 
 
 def session_survival(ctx: Context, required: bool | float) -> list[CheckResult]:
@@ -102,13 +133,12 @@ def session_survival(ctx: Context, required: bool | float) -> list[CheckResult]:
                             threshold=need, comparison=">=", unit="ratio")]
     out = []
     for fault in cache.itertuples():
-        before = ctx.samples({"start_s": max(0.0, fault.start_s - 30.0),
-                              "end_s": fault.start_s}, "*")
-        during = ctx.samples({"start_s": fault.start_s, "end_s": fault.end_s + 30.0}, "*")
-        active = set(before["user"].astype(str)) & _logged_in(ctx.run.samples,
-                                                              ctx.run.t0 + fault.start_s)
-        lost_mask = during["error"].astype(str).str.startswith(SESSION_LOST)
-        lost_active = set(during.loc[lost_mask, "user"].astype(str)) & active
+        before = ctx.users({"start_s": max(0.0, fault.start_s - 30.0),
+                            "end_s": fault.start_s})
+        lost = ctx.users({"start_s": fault.start_s, "end_s": fault.end_s + 30.0},
+                         error_prefix=SESSION_LOST)
+        active = set(before.index) & _logged_in(ctx, fault.start_s)
+        lost_active = set(lost.index) & active
         name = f"session survival {fault.name}"
         window = win(fault_window(fault))
         if not active:
@@ -125,7 +155,7 @@ def session_survival(ctx: Context, required: bool | float) -> list[CheckResult]:
                                measured=survival, threshold=need, comparison=">=",
                                unit="ratio", window=window,
                                evidence={"active_users": len(active), "lost": len(lost_active),
-                                         "lost_requests": int(lost_mask.sum()),
+                                         "lost_requests": int(lost.sum()),
                                          "lost_users": sorted(lost_active)[:20],
                                          "window_source": fault.source}))
     return out

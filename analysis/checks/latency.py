@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from analysis.checks import fields
 from analysis.checks.context import Context, no_window, win
 from analysis.checks.registry import CheckKind, SloLine, phase_refs, register
@@ -50,26 +48,25 @@ def _one(ctx: Context, item: dict[str, Any]) -> list[CheckResult]:
     for window in windows:
         for endpoint in ctx.endpoints(item.get("endpoint", "*")):
             name = f"latency {label} {endpoint} in {window['name']}"
-            part = ctx.samples(window, endpoint)
-            ok = part.loc[part["ok"]]
-            if len(ok) < min_requests:
+            st = ctx.stats(window, endpoint, (pct / 100.0,))
+            if st.ok < min_requests:
                 out.append(CheckResult(name, "latency", SKIPPED,
-                                       f"{len(ok)} successful requests in the window "
+                                       f"{st.ok} successful requests in the window "
                                        f"(fewer than {min_requests}): no latency evidence",
                                        threshold=limit, unit="ms", window=win(window)))
                 continue
-            values = ok["rt_ms"].to_numpy() + (ok["lag_ms"].to_numpy() if corrected else 0.0)
-            measured = float(np.quantile(values, pct / 100.0))
+            values = st.corrected if corrected else st.quantiles
+            measured = values[pct / 100.0]
             verdict = PASS if measured <= limit else FAIL
             out.append(CheckResult(
                 name, "latency", verdict,
                 f"{label} {measured:.1f} ms {'<=' if verdict == PASS else '>'} {limit:g} ms "
-                f"over {len(ok)} successful requests",
+                f"over {st.ok} successful requests",
                 measured=measured, threshold=limit, unit="ms", window=win(window),
-                evidence={"requests": len(part), "successful": len(ok),
-                          "p50_ms": float(np.quantile(values, 0.5)),
-                          "max_ms": float(values.max()),
-                          "max_schedule_lag_ms": float(ok["lag_ms"].max())}))
+                evidence={"requests": st.requests, "successful": st.ok,
+                          "p50_ms": values[0.5],
+                          "max_ms": st.max_corrected_ms if corrected else st.max_ms,
+                          "max_schedule_lag_ms": st.max_lag_ok_ms}))
     return out
 
 

@@ -15,7 +15,6 @@ from analysis.checks.context import (
     Context,
     fault_figure,
     fault_window,
-    slo_stats,
     win,
     within_slo,
 )
@@ -42,13 +41,10 @@ def recovery_windows(ctx: Context, start_s: float, window_s: float, p95_ms: floa
                      max_error_rate: float) -> pd.DataFrame:
     """Fixed windows from the fault start to the end of the run, each judged against the SLO."""
     edges = np.arange(start_s, ctx.run.duration_s + 1e-9, window_s)
-    rows = []
-    for lo in edges:
-        n, err, p95 = slo_stats(ctx.samples({"start_s": lo, "end_s": lo + window_s}, "*"))
-        rows.append((lo, lo + window_s, n, err, p95,
-                     within_slo(n, err, p95, p95_ms, max_error_rate)))
-    return pd.DataFrame(rows, columns=["start_s", "end_s", "requests", "error_rate", "p95_ms",
-                                       "good"])
+    wins = ctx.slo_windows(edges, window_s)
+    wins["good"] = [within_slo(n, err, p95, p95_ms, max_error_rate) for n, err, p95 in
+                    zip(wins["requests"], wins["error_rate"], wins["p95_ms"], strict=True)]
+    return wins
 
 
 def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:

@@ -35,10 +35,9 @@ def load_rise(ctx: Context, fraction: float = 0.1) -> float | None:
         rate = np.interp(grid, t, rps)
         base, top = rate[0], rate.max()
     else:
-        intended = ctx.run.samples["intended_ts"].to_numpy() - ctx.run.t0
-        if len(intended) == 0:
+        counts = ctx.store.scheduled_per_second(ctx.run.t0)
+        if len(counts) == 0:
             return None
-        counts = np.bincount(np.clip(intended, 0, None).astype(int))
         rate = pd.Series(counts).rolling(5, min_periods=1).mean().to_numpy()
         grid = np.arange(len(rate), dtype=float)
         base, top = rate[: min(10, len(rate))].mean(), rate.max()

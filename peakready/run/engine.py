@@ -327,7 +327,8 @@ def _verify_orders(run_dir: Path, target: Target, view: LiveView) -> None:
     try:
         from peakready.verify import verify_orders
 
-        checked = verify_orders(run_dir, target.storefront_url)
+        checked = verify_orders(run_dir, target.storefront_url, progress=lambda done, total:
+                                view.say(f"verifying orders: {done}/{total} looked up"))
         found = int(checked["found"].sum()) if len(checked) else 0
         view.say(f"orders verified: {found}/{len(checked)} found")
     except Exception as exc:  # noqa: BLE001 - a missing check is reported by analysis

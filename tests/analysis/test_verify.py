@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,3 +74,20 @@ def test_unreachable_storefront_is_recorded_not_hidden(tmp_path):
     assert integrity["verdict"] == "fail" and "lookups failed" in integrity["reason"]
     with pytest.raises(BadInput):
         verify_orders(run, "127.0.0.1:80")
+
+
+def test_lookups_are_rate_limited_and_report_progress(shop, tmp_path):
+    run = write_run(tmp_path / "run", Spec(verify=False, profile=[(0, 5), (20, 5)]))
+    with (run / "orders" / "w0.jsonl").open("w") as fh:
+        for i in range(12):
+            fh.write(json.dumps({"order_id": f"o-{i}", "ts": 1.0 + i, "user": "u",
+                                 "worker": "w"}) + "\n")
+    seen: list[tuple[int, int]] = []
+    started = time.monotonic()
+    checked = verify_orders(run, shop, timeout_s=5, concurrency=4, max_rps=20.0,
+                            progress=lambda done, total: seen.append((done, total)),
+                            progress_every_s=0.2)
+    took = time.monotonic() - started
+    assert len(checked) == 12 and (checked["status"] == 404).all()
+    assert took >= 11 / 20.0 - 0.05  # 12 lookups at 20/s: never a burst
+    assert seen[-1] == (12, 12) and len(seen) >= 2  # progress during and at the end
