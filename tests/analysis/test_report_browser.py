@@ -17,7 +17,8 @@ from analysis import analyze
 from analysis.synthetic import Fault
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(BROWSER is None, reason="no chromium on this machine")
+pytestmark = [pytest.mark.skipif(BROWSER is None, reason="no chromium on this machine"),
+              pytest.mark.spawns]  # a headless Chromium
 CHECKS = {"latency": [{"endpoint": "*", "phase": "*", "percentile": 95, "max_ms": 800}],
           "recovery": {"window_s": 1, "windows": 3, "max_s": 30, "p95_ms": 800,
                        "error_rate": 0.02},

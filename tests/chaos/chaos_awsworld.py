@@ -27,7 +27,8 @@ def client(env: dict[str, str], service: str):
 
 def create_world(env: dict[str, str], web_instances: int = 2) -> None:
     """ASG peakready-web behind ALB peakready-alb / TG peakready-web-tg, Aurora cluster
-    peakready-db with two instances, ElastiCache group peakready-sessions (1 + 1 replica)."""
+    peakready-db with two instances, ElastiCache group peakready-sessions (1 + 1 replica),
+    OpenSearch domain peakready-search (3 data nodes)."""
     ec2 = client(env, "ec2")
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"]][:2]
     vpc = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
@@ -54,7 +55,8 @@ def create_world(env: dict[str, str], web_instances: int = 2) -> None:
                                DBClusterIdentifier="peakready-db", Engine="aurora-postgresql",
                                DBInstanceClass="db.r6g.large")
     for alarm, metric in (("peakready-web-5xx", "HTTPCode_Target_5XX_Count"),
-                          ("peakready-web-latency", "TargetResponseTime")):
+                          ("peakready-web-latency", "TargetResponseTime"),
+                          ("peakready-web-healthy-hosts", "HealthyHostCount")):
         client(env, "cloudwatch").put_metric_alarm(
             AlarmName=alarm, Namespace="AWS/ApplicationELB", MetricName=metric,
             Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
@@ -62,6 +64,9 @@ def create_world(env: dict[str, str], web_instances: int = 2) -> None:
     client(env, "elasticache").create_replication_group(
         ReplicationGroupId="peakready-sessions", ReplicationGroupDescription="sessions",
         Engine="redis", CacheNodeType="cache.t3.small", ReplicasPerNodeGroup=1)
+    client(env, "opensearch").create_domain(
+        DomainName="peakready-search", EngineVersion="OpenSearch_2.11",
+        ClusterConfig={"InstanceType": "r6g.large.search", "InstanceCount": 3})
 
 
 @contextlib.contextmanager

@@ -8,22 +8,15 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import yaml
 from chaos_awsworld import client, moto_world
+from demo_plan import DEMO, ROOT, demo_raw, on_aws, with_faults
 
 from peakready.chaos.safety import dry_run, preflight, violations
 from peakready.errors import BadInput
 from peakready.plan import parse_plan
-
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "plans" / "sandbox-demo.yaml"
-
-
-def demo_raw() -> dict:
-    return yaml.safe_load(DEMO.read_text())
 
 
 def plan_from(raw: dict):
@@ -73,13 +66,13 @@ def test_preflight_passes_on_the_demo_plan(aws):
     assert "account 123456789012 is allowed" in notes
     assert any("cache-node-failover may act on cache_replication_group peakready-sessions"
                in n for n in notes)
-    assert sum("valid (chaos validate)" in n for n in notes) == 3
+    assert sum("valid (chaos validate)" in n for n in notes) == len(demo_raw()["faults"])
 
 
 def test_allow_list_excluding_a_target_refuses_and_touches_nothing(aws):
     before = world_state(aws)
     raw = demo_raw()
-    raw["target"]["allow"]["resources"] = ["peakready-web", "peakready-db"]
+    raw["target"]["allow"]["resources"] = ["peakready-web", "peakready-db", "peakready-search"]
     with pytest.raises(BadInput, match="fault cache-node-failover would act on "
                                        "cache_replication_group peakready-sessions"):
         preflight(plan_from(raw), aws)
@@ -99,13 +92,13 @@ def test_allowed_by_tag(aws):
     client(aws, "autoscaling").create_or_update_tags(Tags=[tag])
     try:
         raw = demo_raw()
-        raw["faults"] = raw["faults"][:2]  # kill (tagged ASG) and aurora (untagged cluster)
+        with_faults(raw, raw["faults"][:2])  # kill (tagged ASG) and aurora (untagged cluster)
         raw["target"]["allow"] = {"account_ids": ["123456789012"], "resources": [],
                                   "tags": {"peakready": "allowed"}}
         with pytest.raises(BadInput, match="db_cluster peakready-db, which is not in "
                                            r"target.allow.resources or tagged"):
             preflight(plan_from(raw), aws)
-        raw["faults"] = raw["faults"][:1]
+        with_faults(raw, raw["faults"][:1])
         assert any("kill-web-instance may act on" in n for n in preflight(plan_from(raw), aws))
     finally:  # the world is shared by the module
         client(aws, "autoscaling").delete_tags(Tags=[tag])
@@ -143,23 +136,22 @@ def test_experiment_that_fails_validation_is_named(aws, tmp_path):
 def test_dry_run_against_the_endpoint_reports_everything(aws):
     report = dry_run(plan_from(demo_raw()), aws)
     assert "peak 80.0 rps" in report["profile"]
-    assert len(report["experiments"]) == 3
+    assert len(report["experiments"]) == len(demo_raw()["faults"])
     assert "target_group peakready-web-tg: found" in report["resources"]
     assert report["permissions"]  # simulated, or said why it could not be
 
 
 def test_dry_run_of_sandbox_plan_without_endpoint_is_static():
     report = dry_run(plan_from(demo_raw()))
-    assert "preflight" in report["account"] and len(report["experiments"]) == 3
+    assert "preflight" in report["account"]
+    assert len(report["experiments"]) == len(demo_raw()["faults"])
 
 
 @pytest.mark.spawns
 def test_missing_credentials_for_aws_target_exit_2(tmp_path):
-    raw = demo_raw()
-    raw["target"].update(kind="aws", storefront_url="https://shop.example",
-                         allow={"account_ids": ["111122223333"],
-                                "resources": ["peakready-web", "peakready-db",
-                                              "peakready-sessions"]})
+    raw = on_aws(demo_raw(), allow={"account_ids": ["111122223333"],
+                                    "resources": ["peakready-web", "peakready-db",
+                                                  "peakready-sessions", "peakready-search"]})
     plan = tmp_path / "plans" / "aws.yaml"
     plan.parent.mkdir()
     plan.write_text(yaml.safe_dump(raw))
@@ -179,13 +171,10 @@ def test_missing_credentials_for_aws_target_exit_2(tmp_path):
 
 def aws_raw(resources: dict | None) -> dict:
     """The demo plan against an aws target that names only ``resources``."""
-    raw = demo_raw()
-    raw["target"].update(kind="aws", storefront_url="https://shop.example",
-                         resources=resources or {},
-                         allow={"account_ids": ["123456789012"],
-                                "resources": ["peakready-web", "peakready-db",
-                                              "peakready-sessions"]})
-    return raw
+    return on_aws(demo_raw(), resources or {},
+                  {"account_ids": ["123456789012"],
+                   "resources": ["peakready-web", "peakready-db", "peakready-sessions",
+                                 "peakready-search"]})
 
 
 def test_preflight_refuses_a_fault_left_to_its_experiment_default(aws):
@@ -214,12 +203,13 @@ def test_an_env_default_is_named_as_the_source():
     problems = plan.unnamed_resources({"PEAKREADY_ASG": "prod-web"})
     assert [p.split(":")[0] for p in problems] == [
         "target.resources.autoscaling_group", "target.resources.db_cluster",
-        "target.resources.cache_replication_group"]
+        "target.resources.search_domain", "target.resources.cache_replication_group"]
     assert "autoscaling_group prod-web taken from env PEAKREADY_ASG" in problems[0]
     assert "db_cluster peakready-db taken from the experiment's default " \
            "(PEAKREADY_DB_CLUSTER unset)" in problems[1]
     named = plan_from(aws_raw({"autoscaling_group": "shop-web", "db_cluster": "shop-db",
-                               "cache_replication_group": "shop-cache"}))
+                               "cache_replication_group": "shop-cache",
+                               "search_domain": "shop-search"}))
     assert named.unnamed_resources({"PEAKREADY_ASG": "prod-web"}) == []
     # the plan's value reaches chaos run through --var-file, which beats the environment
     assert ("kill-web-instance", "autoscaling_group", "shop-web") in \
@@ -248,7 +238,7 @@ def test_a_literal_resource_in_an_experiment_is_allow_listed(aws, tmp_path):
     path.write_text(text)
     raw = aws_raw({"autoscaling_group": "peakready-web"})
     raw["target"]["allow"]["resources"] = ["peakready-db"]
-    raw["faults"] = [{"name": "hard-coded", "experiment": str(path), "at_s": 5}]
+    with_faults(raw, [{"name": "hard-coded", "experiment": str(path), "at_s": 5}])
     plan = plan_from(raw)
     assert plan.unnamed_resources() == []
     assert plan.touched_resources() == [("hard-coded", "autoscaling_group", "peakready-web")]
@@ -261,7 +251,8 @@ def test_a_literal_resource_in_an_experiment_is_allow_listed(aws, tmp_path):
 
 @pytest.mark.spawns
 def test_cli_dry_run_refuses_an_unnamed_resource_with_exit_2(aws, tmp_path):
-    raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db"})
+    raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db",
+                   "search_domain": "peakready-search"})
     plan = tmp_path / "plans" / "aws.yaml"
     plan.parent.mkdir()
     plan.write_text(yaml.safe_dump(raw))
@@ -274,7 +265,7 @@ def test_cli_dry_run_refuses_an_unnamed_resource_with_exit_2(aws, tmp_path):
     assert proc.returncode == 2, proc.stdout + proc.stderr
     [line] = proc.stderr.strip().splitlines()
     assert "target.resources.cache_replication_group: fault cache-node-failover" in line
-    assert "faults[2].configuration.replication_group" in line
+    assert "faults[3].configuration.replication_group" in line
     assert world_state(aws) == before
 
 
@@ -282,7 +273,8 @@ def test_a_steady_state_on_the_experiments_default_group_is_a_warning(aws):
     """The probe only reads, so it is no refusal, but it would judge a target group the
     plan never named: preflight and the dry run say so."""
     plan = plan_from(aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db",
-                              "cache_replication_group": "peakready-sessions"}))
+                              "cache_replication_group": "peakready-sessions",
+                              "search_domain": "peakready-search"}))
     warning = ("warning: fault kill-web-instance's steady state reads target_group "
                "peakready-web-tg taken from the experiment's default (PEAKREADY_TARGET_GROUP "
                "unset), not from the plan; set target.resources.target_group")
@@ -290,7 +282,7 @@ def test_a_steady_state_on_the_experiments_default_group_is_a_warning(aws):
     assert dry_run(plan, aws)["probes"] == [warning]
     raw = aws_raw({"autoscaling_group": "peakready-web", "db_cluster": "peakready-db",
                    "cache_replication_group": "peakready-sessions",
-                   "target_group": "peakready-web-tg"})
+                   "search_domain": "peakready-search", "target_group": "peakready-web-tg"})
     assert not [n for n in preflight(plan_from(raw), aws) if n.startswith("warning")]
 
 
@@ -304,7 +296,7 @@ def test_an_aws_action_that_selects_by_zone_is_refused(aws, tmp_path):
     path = tmp_path / "zone-kill.json"
     path.write_text(json.dumps(doc))
     raw = demo_raw()
-    raw["faults"] = [{"name": "zone-kill", "experiment": str(path), "at_s": 5}]
+    with_faults(raw, [{"name": "zone-kill", "experiment": str(path), "at_s": 5}])
     with pytest.raises(BadInput, match=r"faults\[0\].experiment: action "
                                        "'terminate-one-web-instance'.* names no resource"):
         plan_from(raw)  # refused when the plan loads, before any target starts

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from chaos_awsworld import REGION
+from demo_plan import DEMO, ROOT, demo_raw, on_aws, with_faults
 
 from peakready.chaos import safety
 from peakready.chaos import spec as faultspec
@@ -24,10 +25,9 @@ from peakready.run import schedule as sched
 from peakready.run.loop import RunState, _launch
 from peakready.run.target import Target
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "plans" / "sandbox-demo.yaml"
 EXPERIMENTS = {(ROOT / "experiments" / f"{n}.json").resolve()
-               for n in ("kill-web-instance", "aurora-failover", "cache-node-failover")}
+               for n in ("kill-web-instance", "aurora-failover", "search-node-reboot",
+                         "cache-node-failover")}
 
 
 @pytest.fixture
@@ -86,8 +86,7 @@ def test_an_experiment_edited_after_the_load_is_read_again_once(reads, tmp_path)
     parsed, _opened = reads
     path = tmp_path / "kill.json"
     path.write_text((ROOT / "experiments" / "kill-web-instance.json").read_text())
-    raw = yaml.safe_load(DEMO.read_text())
-    raw["faults"] = [{"name": "kill", "experiment": str(path), "at_s": 5}]
+    raw = with_faults(demo_raw(), [{"name": "kill", "experiment": str(path), "at_s": 5}])
     plan = parse_plan(raw, DEMO)
     assert plan.current() is plan  # unchanged: a stat, no read
     doc = json.loads(path.read_text())
@@ -102,13 +101,10 @@ def test_an_experiment_edited_after_the_load_is_read_again_once(reads, tmp_path)
 
 
 def _aws_plan(tmp_path: Path, fault: dict) -> tuple:
-    raw = yaml.safe_load(DEMO.read_text())
-    raw["target"].update(kind="aws", storefront_url="https://shop.example",
-                         resources={"db_cluster": "peakready-db",
-                                    "cache_replication_group": "peakready-sessions"},
-                         allow={"account_ids": ["123456789012"],
-                                "resources": ["peakready-web"]})
-    raw["faults"] = [fault]
+    raw = on_aws(demo_raw(), {"db_cluster": "peakready-db",
+                              "cache_replication_group": "peakready-sessions"},
+                 {"account_ids": ["123456789012"], "resources": ["peakready-web"]})
+    with_faults(raw, [fault])
     plan = parse_plan(raw, DEMO)
     return plan, plan.resolved()
 
@@ -125,6 +121,7 @@ def _refusals(plan, spec) -> list[str]:
     return lines
 
 
+@pytest.mark.spawns  # validate_before_start checks the locustfile in a process
 def test_an_empty_resource_name_in_the_plan_is_refused_everywhere(tmp_path):
     """Where the run engine's old check and the plan's differed, the stricter holds: the
     plan's rule took ``asg_name: ""`` as named by the plan (so the preflight let it
@@ -139,6 +136,7 @@ def test_an_empty_resource_name_in_the_plan_is_refused_everywhere(tmp_path):
     assert "faults[0].configuration.asg_name" in before
 
 
+@pytest.mark.spawns  # validate_before_start checks the locustfile in a process
 def test_a_yaml_experiment_is_held_to_the_same_rule(tmp_path):
     """The engine's old check read experiments as JSON and skipped a YAML one entirely."""
     path = tmp_path / "kill.yaml"

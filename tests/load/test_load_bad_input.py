@@ -33,6 +33,7 @@ def test_bad_profile_exits_2_with_one_line_and_sends_nothing(tmp_path, capsys, s
     assert not reports.exists()
 
 
+@pytest.mark.spawns  # the locustfile preflight runs in its own process
 def test_unreachable_host_exits_2_before_any_run_folder(tmp_path, capsys):
     profile = write_profile(tmp_path / "p.csv", [(0, 5), (5, 5)])
     host = f"http://127.0.0.1:{free_port()}"

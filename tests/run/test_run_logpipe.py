@@ -12,11 +12,13 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.spawns
 def test_retries_off_under_a_low_quota_fails_completeness_naming_buckets(tmp_path, run_tmp):
     profile = tmp_path / "flat.csv"
     profile.write_text("t_s,rps\n0,25\n16,25\n")

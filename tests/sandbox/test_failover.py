@@ -50,8 +50,9 @@ def test_db_failover_under_load_loses_no_confirmed_order(fo_stack):
 
 def test_old_writer_rejoins_as_standby_and_can_fail_back(fo_stack):
     t0 = time.monotonic()
+    # crash recovery + pg_rewind + a restart: ~5 s on a quiet machine, far more on a busy one
     while fo_stack.pg.last_rejoin.get("ok") is not True:
-        assert time.monotonic() - t0 < 30, fo_stack.pg.last_rejoin
+        assert time.monotonic() - t0 < 90, fo_stack.pg.last_rejoin
         time.sleep(0.1)
     assert fo_stack.pg.last_rejoin["method"] == "pg_rewind"
     stats = fo_stack.db_stats()

@@ -92,6 +92,13 @@ class SearchDomain:
             listener.close()
         if not procs.wait_until(self._all_joined, 20, 0.03):
             raise RuntimeError(f"search nodes did not join (see {self.log_dir}/search-*.log)")
+        # a node slow to answer its first ping (a busy machine) left and joined again: its
+        # copies recover before they take writes, as a shop's indexer waits for green
+        health = self.request("GET", "/_cluster/health?wait_for_status=green&timeout=30s",
+                              timeout=35)
+        if health.get("status") != "green":
+            raise RuntimeError(f"search domain not green after 30 s ({health.get('status')}; "
+                               f"see {self.log_dir}/search-*.log)")
         self.index_catalog(rows)
 
     def _launch(self, node: SearchNode) -> None:
@@ -123,7 +130,10 @@ class SearchDomain:
         out = self.request("POST", "/_bulk", body, timeout=60,
                            content_type="application/x-ndjson")
         if out.get("errors"):
-            raise RuntimeError("search: indexing the catalog failed")
+            first = next((v for item in out.get("items", []) for v in item.values()
+                          if v.get("error")), {})
+            raise RuntimeError("search: indexing the catalog failed: "
+                               f"{first.get('error', {}).get('reason', 'unknown')}")
         return out
 
     def stop(self) -> None:
