@@ -24,7 +24,8 @@ pytestmark = pytest.mark.spawns  # CLI runs, each with its own sandbox
 
 # Each search is one shard query holding a pool thread 2 s (well inside the storefront
 # client's 5 s timeout); 3 nodes x 2 threads, no queue: about 3 searches/s before the
-# pools reject. Calm (~0.5 searches/s) fits, the peak (~4/s) does not. The storefront gets workers enough that its own pool is not the
+# pools reject. Calm (~1 search/s, ~12 in its window: enough evidence) fits, the peak (~4/s)
+# does not. The storefront gets workers enough that its own pool is not the
 # limit, and the fault's live SLO is widened so its steady state holds under slow searches.
 SEARCH = {"shards": 1, "replicas": 2, "queue_size": 0, "query_cost_ms": 2000}
 PLAN = {
@@ -57,7 +58,7 @@ def run_tmp():
 
 def _run(tmp_path: Path, run_tmp: Path, plan: dict) -> tuple[int, str, Path | None]:
     profile = tmp_path / "profile.csv"
-    profile.write_text("t_s,rps\n0,5\n12,5\n14,40\n34,40\n")
+    profile.write_text("t_s,rps\n0,10\n12,10\n14,40\n34,40\n")
     plan = json.loads(json.dumps(plan))
     plan["load"]["profile"] = str(profile)
     plan_path = tmp_path / "plan.yaml"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from peakready.sandbox import http11
 
 STATES = ("initial", "healthy", "unhealthy", "draining")
+Timing = tuple[float, float]  # (sent to the target, monotonic s; target processing s)
 MAX_KEPT_TIMES = 2_000_000  # response times kept between two takes (~50 MB)
 
 
@@ -239,8 +240,11 @@ class Balancer:
                                       self.s.health_timeout_s)
 
     async def proxy(self, req: http11.Request, client: str
-                    ) -> tuple[bytes, int, Target | None, int | None]:
-        """Forward one request: (response bytes, status sent, target used, target's status)."""
+                    ) -> tuple[bytes, int, Target | None, int | None, Timing | None]:
+        """Forward one request: (response bytes, status sent, target used, target's status,
+        when it was sent to the target (monotonic) and the target processing time until its
+        response was read: what the access log's target_processing_time and
+        TargetResponseTime are; None when no target answered)."""
         self.lb.requests += 1
         tried: set[str] = set()
         while True:
@@ -248,9 +252,9 @@ class Balancer:
             if target is None:
                 if tried:
                     self.lb.elb_502 += 1
-                    return _elb_error(502), 502, None, None
+                    return _elb_error(502), 502, None, None, None
                 self.lb.elb_503 += 1
-                return _elb_error(503), 503, None, None
+                return _elb_error(503), 503, None, None, None
             tried.add(target.id)
             try:
                 reader, writer = await self._connection(target)
@@ -270,11 +274,11 @@ class Balancer:
         except TimeoutError:
             writer.close()
             self.lb.elb_504 += 1
-            return _elb_error(504), 504, target, None
+            return _elb_error(504), 504, target, None, None
         except (OSError, http11.ProtocolError, asyncio.IncompleteReadError):
             writer.close()
             self.lb.elb_502 += 1
-            return _elb_error(502), 502, target, None
+            return _elb_error(502), 502, target, None, None
         finally:
             target.in_flight -= 1
         rt = time.monotonic() - sent
@@ -288,7 +292,7 @@ class Balancer:
             target.idle.append((reader, writer))
         else:
             writer.close()
-        return resp.raw_head + b"\r\n" + resp.body, resp.status, target, resp.status
+        return resp.raw_head + b"\r\n" + resp.body, resp.status, target, resp.status, (sent, rt)
 
     async def on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = writer.get_extra_info("peername") or ("-", 0)
@@ -304,16 +308,19 @@ class Balancer:
                     break  # idle client connection: closed like an ALB does
                 if req is None:
                     break
-                t0 = time.time()
+                t0, m0 = time.time(), time.monotonic()
                 if self.waf.acl is not None and self.waf.inspect(req, client):
                     self.lb.requests += 1
                     self.lb.elb_403 += 1
-                    body, status, target, target_status = _waf_blocked(), 403, None, None
+                    body, status, target, target_status, timing = \
+                        _waf_blocked(), 403, None, None, None
                 else:
-                    body, status, target, target_status = await self.proxy(req, client)
+                    body, status, target, target_status, timing = \
+                        await self.proxy(req, client)
                 writer.write(body)
                 await writer.drain()
-                self._log(t0, peer, req, status, target, target_status, len(body))
+                self._log(t0, _phases(m0, timing, time.monotonic()), peer, req, status,
+                          target, target_status, len(body))
                 if not req.keep_alive:
                     break
         except http11.ProtocolError:
@@ -374,16 +381,18 @@ class Balancer:
         return {tid: t.describe() for tid, t in self.targets.items()}
 
     # --- access log ------------------------------------------------------------------
-    def _log(self, t0: float, peer, req: http11.Request, status: int, target: Target | None,
-             target_status: int | None, sent: int) -> None:
+    def _log(self, t0: float, times: str, peer, req: http11.Request, status: int,
+             target: Target | None, target_status: int | None, sent: int) -> None:
+        """One line in the ALB access log format: request_processing_time (WAF and picking a
+        target), target_processing_time, response_processing_time (sending it back), each
+        -1 where the request never reached a target."""
         if self._log_path is None:
             return
-        elapsed = time.time() - t0
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t0)) + f".{int(t0 % 1 * 1e6):06d}Z"
         tgt = f"{target.host}:{target.port}" if target else "-"
         agent = req.headers.get("user-agent", "-").replace('"', "'")
         self._log_buf.append(
-            f'http {ts} {self.name} {peer[0]}:{peer[1]} {tgt} 0.000 {elapsed:.6f} 0.000 '
+            f'http {ts} {self.name} {peer[0]}:{peer[1]} {tgt} {times} '
             f'{status} {target_status or "-"} {len(req.body)} {sent} '
             f'"{req.method} http://{req.headers.get("host", "-")}{req.target} {req.version}" '
             f'"{agent}" {target.id if target else "-"}\n')
@@ -402,6 +411,14 @@ def _merge(into: Counters, other: Counters) -> None:
             into.response_times.extend(value)
         else:
             setattr(into, key, getattr(into, key) + value)
+
+
+def _phases(received: float, timing: Timing | None, done: float) -> str:
+    """The access log's three times (s): request, target and response processing."""
+    if timing is None:
+        return "-1 -1 -1"
+    sent, target_s = timing
+    return f"{sent - received:.6f} {target_s:.6f} {max(done - sent - target_s, 0.0):.6f}"
 
 
 def _waf_blocked() -> bytes:
