@@ -97,6 +97,7 @@ class Daemon:
                 if self.stop_event.is_set():
                     raise RuntimeError("stopped while starting")
                 raise RuntimeError(f"storefront not healthy after {READY_TIMEOUT_S:.0f} s")
+            self.stack.booting = False  # from here a launched instance boots as a new VM
         except Exception as exc:  # noqa: BLE001 - reported to the starter through status.json
             traceback.print_exc()
             self.state = "failed"

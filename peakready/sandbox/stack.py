@@ -104,6 +104,11 @@ class Stack:
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
         self.started_at = 0.0
+        # Instances launched before the sandbox is first ready are the shop's running fleet:
+        # they serve at once. Later launches (scale-out, replacements, reboots) boot for
+        # timing.boot_delay_s, as a new VM does. Cleared by start() when it launched the
+        # fleet itself, else by whoever waits for the fleet (the daemon).
+        self.booting = True
 
     # --- lifecycle --------------------------------------------------------------------
     def start(self, instances: int = 2) -> None:
@@ -152,6 +157,8 @@ class Stack:
         self._monitor = threading.Thread(target=self._monitor_loop, name="stack-monitor",
                                          daemon=True)
         self._monitor.start()
+        if instances:
+            self.booting = False  # the fleet is launched: what comes later boots
 
     def wait_healthy(self, count: int, timeout: float = 30.0) -> bool:
         """True once ``count`` targets are healthy in the balancer."""
@@ -248,7 +255,8 @@ class Stack:
     # --- web tier -----------------------------------------------------------------------
     def launch_instance(self, instance_id: str, port: int = 0) -> dict:
         """Start a storefront process for ``instance_id`` (on ``port``, else a free one); it
-        passes /health only after ``timing.boot_delay_s``. Returns at once."""
+        passes /health only after ``timing.boot_delay_s`` (at once while ``booting``: the
+        fleet the sandbox starts with). Returns at once."""
         if self.pg is None or self.redis is None:
             raise RuntimeError("the data tier is not started")
         with self.lock:
@@ -263,7 +271,8 @@ class Stack:
             cmd = procs.python_module_cmd(
                 "peakready.sandbox.storefront", "--instance-id", instance_id,
                 "--fd", str(sock.fileno()), "--db", db_nodes, "--redis", redis_nodes,
-                "--boot-delay", str(self.timing.boot_delay_s), "--launched-at", str(launched),
+                "--boot-delay", str(0 if self.booting else self.timing.boot_delay_s),
+                "--launched-at", str(launched),
                 "--search", self.search.url if self.search else "",
                 "--config", json.dumps(sf_config.as_dict(self.sf)))
             try:
