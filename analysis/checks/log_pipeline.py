@@ -6,10 +6,12 @@ the request ids Athena found in the run window (``landed.parquet``: copies, land
 Athena's own per-bucket counts (``minutes.parquet``), the stream's ``AWS/Firehose`` series
 (``firehose.parquet``) and ``collect.json`` (query states, how far delivery had caught
 up). The reference is the load's own samples (their ``request_id`` column): a request
-with a response from the storefront (status > 0 and not a balancer-made 502/504) should
-have exactly one record; extra copies are at-least-once duplicates, counted apart.
+with a response from the storefront (status > 0 and not a balancer-made 502/504, and not
+blocked by the WAF in front of it: the ids in the WAF log's BLOCK records, or without a WAF
+log the 403s, AWS WAF's block answer) should have exactly one record; extra copies are
+at-least-once duplicates, counted apart.
 
-A bucket is final only when delivery had caught up with its end (``DataFreshness``); a
+A bucket is final only when delivery had caught up with its last request (``DataFreshness``); a
 non-final bucket makes the verdict ``inconclusive`` for it, never ``pass``. A failed
 Athena query is "could not be verified: <reason>".
 """
@@ -26,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analysis.checks import fields
+from analysis.checks import fields, waf
 from analysis.checks.context import Context
 from analysis.checks.registry import CheckKind, register
 from analysis.checks.result import FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResult
@@ -34,6 +36,7 @@ from analysis.checks.result import FAIL, INCONCLUSIVE, PASS, SKIPPED, CheckResul
 KIND = "log_pipeline"
 FIGURE = "figures/api-logs.png"
 NOT_ANSWERED = (0, 502, 504)  # no response, or one the balancer made: no storefront record
+WAF_BLOCK_STATUS = 403  # AWS WAF's default block response
 KEYS = {"min_completeness", "max_freshness_s", "bucket_s", "athena", "delivery_stream",
         "wait_s"}
 ATHENA_KEYS = {"database", "table", "workgroup", "output_location"}
@@ -85,11 +88,28 @@ def sent_requests(samples_dir: Path) -> pd.DataFrame:
     return pa.concat_tables(tables).to_pandas()
 
 
+def blocked_at_edge(run_dir: Path, sent: pd.DataFrame) -> tuple[set[str], str]:
+    """Request ids the WAF blocked (they never reached a storefront, so no API log record
+    is owed) and where that came from."""
+    log = waf.read_log(run_dir)
+    if log is None:
+        return set(sent.loc[sent["status"] == WAF_BLOCK_STATUS, "request_id"]), "status 403"
+    ids = set()
+    for record in log:
+        if record.get("action") != "BLOCK":
+            continue
+        for h in (record.get("httpRequest") or {}).get("headers") or []:
+            if str(h.get("name", "")).lower() == "x-request-id":
+                ids.add(str(h.get("value", "")))
+    return ids, "WAF log"
+
+
 def per_bucket(sent: pd.DataFrame, landed: pd.DataFrame, t0: float, bucket_s: int,
-               max_freshness_s: float | None) -> pd.DataFrame:
+               max_freshness_s: float | None, blocked: set[str] | None = None) -> pd.DataFrame:
     """Per bucket of the load's own time (from ``t0``, the load start): expected ids, found,
-    missing, duplicates, late."""
-    answered = sent.loc[~sent["status"].isin(NOT_ANSWERED) & (sent["request_id"] != "")]
+    missing, duplicates, late. ``blocked``: ids the WAF answered (not expected)."""
+    answered = sent.loc[~sent["status"].isin(NOT_ANSWERED) & (sent["request_id"] != "")
+                        & ~sent["request_id"].isin(blocked or set())]
     answered = answered.drop_duplicates("request_id")
     merged = answered.merge(landed[["request_id", "copies", "landed_ts"]], on="request_id",
                             how="left")
@@ -101,7 +121,8 @@ def per_bucket(sent: pd.DataFrame, landed: pd.DataFrame, t0: float, bucket_s: in
         if max_freshness_s else False
     out = merged.groupby("bucket").agg(expected=("request_id", "size"),
                                        found=("found", "sum"), duplicates=("dups", "sum"),
-                                       late=("late", "sum"), max_lag_s=("lag_s", "max"))
+                                       late=("late", "sum"), max_lag_s=("lag_s", "max"),
+                                       last_ts=("ts", "max"))
     out = out.reset_index()
     out["missing"] = out["expected"] - out["found"]
     out["completeness"] = out["found"] / out["expected"]
@@ -149,12 +170,15 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
                             "(recorded before the column existed?)" if landed is not None
                             else "api_logs/landed.parquet missing", figure=None, **base)]
     landed = landed.assign(request_id=landed["request_id"].fillna("").astype(str))
-    table = per_bucket(sent, landed, ctx.run.t0, bucket_s, fresh_max)
+    blocked, blocked_from = blocked_at_edge(run_dir, sent)
+    table = per_bucket(sent, landed, ctx.run.t0, bucket_s, fresh_max, blocked)
     if table.empty:
         return [CheckResult(name, verdict=SKIPPED, reason="no request the storefront "
                             "answered in this run", figure=None, **base)]
     upto = summary.get("caught_up_to")
-    table["final"] = (table["bucket"] + bucket_s <= upto) if upto is not None else False
+    # final once delivery caught up with the bucket's last request (the run's last bucket
+    # ends with the load, not at its full length)
+    table["final"] = (table["last_ts"] <= upto) if upto is not None else False
     table["throttled"] = [_throttled(firehose, b, b + bucket_s) for b in table["bucket"]]
     figure = _figure(run_dir, table, need)
     final = table.loc[table["final"]]
@@ -165,6 +189,8 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
         "expected": expected, "found": found, "missing": expected - found,
         "duplicates": int(table["duplicates"].sum()), "throttled_records": throttled_total,
         "caught_up_to": upto, "bucket_s": bucket_s,
+        # answered by the WAF, so not owed a record (ids from the WAF log, or 403s)
+        "blocked_at_edge": len(blocked), "blocked_from": blocked_from,
         # records no load request explains: no X-Request-Id (peakready's own look-ups,
         # other clients) or an id the samples do not have
         "records_not_from_load": int((~landed["request_id"].isin(

@@ -148,6 +148,8 @@ def _rates(ctx: Context, cfg: dict, endpoint: str, window: dict) -> list[CheckRe
 
 def _green(ctx: Context, limit: float) -> list[CheckResult]:
     green = metric(ctx, "ClusterStatus.green")
+    rows = ctx.run.metrics.loc[ctx.run.metrics["metric"] == "ClusterStatus.green", "period_s"]
+    period = float(rows.max()) if len(rows) else 0.0
     if ctx.faults.empty:
         return []
     out = []
@@ -168,7 +170,11 @@ def _green(ctx: Context, limit: float) -> list[CheckResult]:
             continue
         later = ctx.faults.loc[ctx.faults["start_s"] > fault.start_s, "start_s"]
         stop = float(later.min()) if len(later) else ctx.run.duration_s + limit
-        seen = green.loc[(green["t_s"] >= fault.start_s - 1e-9) & (green["t_s"] < stop)]
+        # a datapoint (stamped at its period's start) is the fault's when its period ended
+        # after this fault started and by the next one's start: one straddling the next
+        # fault's start belongs to that fault, which may have caused it
+        end = green["t_s"] + period
+        seen = green.loc[(end > fault.start_s + 1e-9) & (end <= stop + 1e-9)]
         bad = seen.loc[seen["value"] < 1]
         if bad.empty:
             if "search" not in str(fault.name):
@@ -186,7 +192,7 @@ def _green(ctx: Context, limit: float) -> list[CheckResult]:
                                    threshold=limit, unit="s",
                                    window=win(fault_window(fault)), evidence=evidence))
             continue
-        took = float(back["t_s"].iloc[0]) - float(fault.start_s)
+        took = max(float(back["t_s"].iloc[0]) - float(fault.start_s), 0.0)
         evidence["green_at_s"] = round(float(back["t_s"].iloc[0]), 3)
         verdict = PASS if took <= limit else FAIL
         out.append(CheckResult(name, "search", verdict,

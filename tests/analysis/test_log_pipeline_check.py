@@ -21,7 +21,7 @@ CFG = {"min_completeness": 0.999, "max_freshness_s": 20, "bucket_s": 10}
 
 
 def folder(tmp_path, lost=(), dup=(), caught_up=T0 + 100, failed=None, throttled=None,
-             lag=3.0):
+             lag=3.0, blocked=()):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     runfolder.write_run_json(run_dir, {"run_id": "r", "status": "completed",
@@ -32,6 +32,7 @@ def folder(tmp_path, lost=(), dup=(), caught_up=T0 + 100, failed=None, throttled
     for i in range(3000):  # 100 req/s for 30 s
         ts = T0 + i / 100
         status = 502 if i % 500 == 7 else 200  # balancer-made: no storefront record
+        status = 403 if i in blocked else status  # the WAF answered: no storefront record
         shards.add((ts, ts, "/", "GET", status, status == 200, 5.0, 10, "", "u", "", f"id{i}"))
         if status == 200 and i not in lost:
             landed.append({"request_id": f"id{i}", "ts": ts, "copies": 2 if i in dup else 1,
@@ -67,6 +68,25 @@ def test_every_answered_request_landed_passes_and_duplicates_are_counted_apart(t
     assert completeness.evidence["duplicates"] == 2
     assert completeness.figure == "figures/api-logs.png"
     assert freshness.verdict == "pass" and freshness.measured == 3.0
+
+
+def test_requests_the_waf_blocked_are_not_owed_a_record(tmp_path):
+    """Without a WAF log the 403s are the WAF's; with one, only its BLOCK records' ids are:
+    a 403 the WAF log does not explain is a request the storefront answered."""
+    blocked = set(range(100, 160))
+    ctx = folder(tmp_path, blocked=blocked)
+    completeness = evaluate(ctx)[0]
+    assert completeness.verdict == "pass", completeness.reason
+    assert completeness.evidence["blocked_at_edge"] == 60
+    assert completeness.evidence["blocked_from"] == "status 403"
+    waf_log = tmp_path / "run" / "logs" / "sandbox" / "waf-log.jsonl"
+    waf_log.parent.mkdir(parents=True)
+    waf_log.write_text("".join(json.dumps({"action": "BLOCK", "httpRequest": {"headers": [
+        {"name": "X-Request-Id", "value": f"id{i}"}]}}) + "\n" for i in range(100, 130)))
+    completeness = evaluate(context(load_run(tmp_path / "run")))[0]
+    assert completeness.verdict == "fail"
+    assert completeness.evidence["blocked_from"] == "WAF log"
+    assert completeness.evidence["missing"] == 30
 
 
 def test_a_short_bucket_fails_naming_it_and_the_throttled_records(tmp_path):
