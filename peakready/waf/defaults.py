@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import copy
 
-NAME = "peakready-web-acl"
+from peakready.sandbox.aws import names
+
+NAME = names.WEB_ACL
 
 
 def _vc(metric: str) -> dict:

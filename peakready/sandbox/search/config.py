@@ -15,7 +15,9 @@ import json
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-DOMAIN = "peakready-search"
+from peakready.sandbox.aws import names
+
+DOMAIN = names.SEARCH_DOMAIN
 INDEX = "products"
 
 
