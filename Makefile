@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # Parallel test workers (pytest-xdist). Most sandbox tests wait on sleeps and subprocesses,
 # so more workers than cores pays; tests sharing a sandbox stay on one worker (loadgroup,
 # groups set in tests/conftest.py), in file order, longest first.
-TEST_JOBS  ?= 4
+TEST_JOBS  ?= 3
 QUICK_JOBS ?= 2
 XDIST       = --dist loadgroup --no-loadscope-reorder
 
