@@ -19,7 +19,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from scipy import stats as sstats
 
 from analysis.load import Run
 from analysis.samplestore import block_index
@@ -91,6 +90,8 @@ def hodges_lehmann(a: np.ndarray, b: np.ndarray, confidence: float,
     b = np.log(rng.choice(b, cap, replace=False) if len(b) > cap else b)
     diffs = np.sort((b[:, None] - a[None, :]).ravel())
     n, m = len(a), len(b)
+    from scipy import stats as sstats  # imported when a comparison runs (~1 s)
+
     z = sstats.norm.ppf(1 - (1 - confidence) / 2)
     k = int(np.floor(n * m / 2 - z * np.sqrt(n * m * (n + m + 1) / 12.0)))
     k = min(max(k, 0), len(diffs) - 1)
@@ -233,4 +234,6 @@ def _p_above(estimate: float, replicates: np.ndarray, margin: float) -> float:
         return 1.0
     if se <= 0:
         return 0.0 if estimate > margin else 1.0
+    from scipy import stats as sstats
+
     return float(sstats.norm.sf((estimate - margin) / se))

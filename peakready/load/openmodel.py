@@ -17,18 +17,22 @@ Importing this module imports Locust (and so gevent's monkey patching): the engi
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
+import os
 import random
 import sys
 import time
-import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gevent
 from locust import FastHttpUser, LoadTestShape, User, events
+from locust.clients import HttpSession
+from locust.contrib.fasthttp import FastHttpSession
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 from locust.user.task import LOCUST_STATE_WAITING
 
@@ -153,6 +157,7 @@ def _on_init(environment, **_kw) -> None:
         sys.stderr.write(f"peakready: error: locustfile {', '.join(files) or '?'}: "
                          f"{problems[0]}\n")
         raise SystemExit(EXIT_BAD_INPUT)
+    install_request_ids()
     if not STATE.closed:
         taskpacing.install(lambda: STATE.pacer)
         if getattr(options, "num_users", None):
@@ -411,16 +416,49 @@ def record_order(order_id: str, user: str) -> None:
         STATE.orders.record(order_id, time.time(), user)
 
 
-def with_request_id(request: Any) -> Any:
-    """Wrap a Locust session's ``request`` so every request carries a fresh
-    ``X-Request-Id`` (the key the API-log pipeline is checked by) and its sample row the
-    same ``request_id``; a caller's own header is kept."""
-    def send(method, url, headers=None, context=None, **kwargs):
-        headers = dict(headers or {})
-        rid = headers.setdefault(REQUEST_ID_HEADER, uuid.uuid4().hex)
-        return request(method, url, headers=headers,
-                       context={**(context or {}), "request_id": rid}, **kwargs)
+def new_request_id() -> str:
+    """A request id unique across processes and runs: a random 88-bit process prefix and a
+    counter (uuid4 per request costs a urandom call and an object on the hot path)."""
+    return f"{_RID_PREFIX}{next(_RID_SEQ):010x}"
+
+
+def _reseed_request_ids() -> None:
+    global _RID_PREFIX, _RID_SEQ
+    _RID_PREFIX = os.urandom(11).hex()  # 22 hex digits + 10 of counter: 32, as uuid4's hex
+    _RID_SEQ = itertools.count(1)
+
+
+_RID_PREFIX, _RID_SEQ = "", itertools.count(1)
+_reseed_request_ids()
+os.register_at_fork(after_in_child=_reseed_request_ids)  # locust --processes forks
+# where each session's request() takes headers and context positionally (after url):
+# a call that passes them positionally is left as it is (Locust's own helpers never do)
+_POSITIONAL_LIMIT = {HttpSession: 2, FastHttpSession: 4}
+
+
+def _with_request_id(request: Callable, positional_limit: int) -> Callable:
+    def send(self, method, url, *args, **kwargs):
+        if len(args) > positional_limit:
+            return request(self, method, url, *args, **kwargs)
+        headers = kwargs.get("headers")
+        headers = dict(headers) if headers else {}
+        rid = headers.setdefault(REQUEST_ID_HEADER, new_request_id())
+        kwargs["headers"] = headers
+        context = kwargs.get("context")
+        kwargs["context"] = {**context, "request_id": rid} if context else {"request_id": rid}
+        return request(self, method, url, *args, **kwargs)
+    send._peakready_request_id = True
     return send
+
+
+def install_request_ids() -> None:
+    """Every request of Locust's HTTP clients (``HttpUser``'s and ``FastHttpUser``'s, so
+    any locustfile's) carries a fresh ``X-Request-Id`` (the key the API-log pipeline is
+    checked by), and its sample row the same ``request_id``; a caller's own header is kept.
+    Idempotent; done once per Locust process when the plugin initialises."""
+    for session, limit in _POSITIONAL_LIMIT.items():
+        if not getattr(session.request, "_peakready_request_id", False):
+            session.request = _with_request_id(session.request, limit)
 
 
 class ArrivalUser(FastHttpUser):
@@ -442,7 +480,6 @@ class ArrivalUser(FastHttpUser):
         STATE.user_seq += 1
         self.user_id = f"{STATE.worker}-u{STATE.user_seq}"
         self._intended_ts: float | None = None
-        self.client.request = with_request_id(self.client.request)
 
     def context(self) -> dict:
         intended, self._intended_ts = self._intended_ts, None

@@ -87,6 +87,9 @@ def test_closed_style_locustfiles_run_as_open_model_and_with_closed_model(
         assert len(tasks) == RATE * DURATION, style  # one request per task, one task per arrival
         assert (tasks["intended_ts"] != tasks["ts"]).all(), style  # each started on a token
         assert samples["intended_ts"].notna().all() and (samples["user"] != "").all(), style
+        # every request of any HttpUser/FastHttpUser file carries its own X-Request-Id
+        assert samples["request_id"].str.fullmatch(r"[0-9a-f]{32}").all(), style
+        assert samples["request_id"].is_unique, style
         slow = tasks[tasks["ts"] >= slowed_at + 3]
         assert slow["rt_ms"].median() > 1500, style  # the storefront really was slow
         assert slowed_at - t0 < DURATION - 10, style  # and it slowed with >= 10 s to go
