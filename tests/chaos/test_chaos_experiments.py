@@ -112,7 +112,8 @@ def test_scale_out_blocked_interrupted_mid_hold_resumes_launch(tmp_path, aws, li
 
     outcome = run_experiment(tmp_path, "scale-out-blocked", aws, live, {"hold_s": 60.0},
                              interrupt_when=lambda: suspended() == ["Launch"])
-    assert outcome.status == "interrupted" and outcome.rollbacks_ran
+    log = (tmp_path / "logs" / "scale-out-blocked.log").read_text()
+    assert outcome.status == "interrupted" and outcome.rollbacks_ran, log[-3000:]
     assert outcome.rollbacks_failed == []
     assert suspended() == []
 
