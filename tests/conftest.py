@@ -20,8 +20,11 @@ runs, and that no process started by the tests outlives them.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import psutil
 import pytest
@@ -212,3 +215,16 @@ def no_process_left_behind():
         except psutil.Error:
             pass
     pytest.fail("processes left behind by the tests (now killed): " + "; ".join(described))
+
+
+@pytest.fixture
+def run_tmp():
+    """A temp dir for one ``peakready run`` (its TMPDIR: the run's private sandbox state
+    lives there). Outside pytest's own tmp tree, which is private to root: the sandbox's
+    PostgreSQL runs as another user and must be able to reach its state folder."""
+    path = Path(tempfile.mkdtemp(prefix="peakready-test-run-"))
+    path.chmod(0o755)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -42,18 +40,6 @@ PLAN = {
     "checks": {"search": {"phase": "*", "max_rejected": 0.2, "green_within_s": 20,
                           "min_requests": 3}},
 }
-
-
-@pytest.fixture
-def run_tmp():
-    """TMPDIR of the run (its sandbox state lives there); outside pytest's root-private
-    tmp tree, which the sandbox's PostgreSQL user could not reach."""
-    path = Path(tempfile.mkdtemp(prefix="peakready-test-search-"))
-    path.chmod(0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path, ignore_errors=True)
 
 
 def _run(tmp_path: Path, run_tmp: Path, plan: dict) -> tuple[int, str, Path | None]:
