@@ -1,5 +1,6 @@
-"""``peakready run`` orchestration: schedule, stop conditions, live view, the run loop."""
+"""``peakready run`` orchestration: schedule, stop conditions, live view, the run loop
+(``engine.execute``).
 
-from peakready.run.engine import RunOptions, execute
-
-__all__ = ["RunOptions", "execute"]
+Nothing is imported here: the watcher a run spawns (``reaper``, one per run) needs only
+psutil, and importing the engine would cost it a second and a half of pandas and boto3.
+"""

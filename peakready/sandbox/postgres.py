@@ -100,7 +100,10 @@ def ensure_binaries_usable() -> None:
     ensure_folder_permissions(root, stat.S_IROTH | stat.S_IXOTH)
 
 
-def dsn(port: int, dbname: str = DBNAME, timeout: int = 2) -> str:
+def dsn(port: int, dbname: str = DBNAME, timeout: int = 10) -> str:
+    """Admin connections wait up to 10 s: a backend forks per connection, and on a busy
+    machine that alone took over 2 s (a sandbox start failed on it); health probes and
+    readiness polls pass their own short timeout."""
     return f"host=127.0.0.1 port={port} dbname={dbname} user=postgres connect_timeout={timeout}"
 
 
