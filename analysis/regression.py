@@ -49,16 +49,30 @@ def _block_weights(rng: np.random.Generator, n_blocks: int, present: np.ndarray)
 
 def _boot_quantiles(values: np.ndarray, blocks: np.ndarray, weights: np.ndarray,
                     qs: list[float]) -> np.ndarray:
-    """Weighted quantiles per bootstrap replicate (B x len(qs)) with one sort."""
+    """Weighted quantiles per bootstrap replicate (B x len(qs)) with one sort.
+
+    A replicate weighs each value by its block's draw count; its q-quantile is the first
+    value (in sorted order) where the cumulative weight reaches q of the total. Instead of
+    the B x n cumulative weights (hundreds of MB at 20k values), the cumulative *counts*
+    per block (n x blocks) are kept and each replicate's position is found by bisection:
+    the same index, exactly, in ~15 steps of B x blocks."""
     order = np.argsort(values, kind="stable")
     v, b = values[order], blocks[order]
-    w = weights[:, b]  # B x n
-    cum = np.cumsum(w, axis=1, dtype=np.int64)
-    total = cum[:, -1:]
+    n, n_blocks = len(v), weights.shape[1]
+    counts = np.zeros((n, n_blocks), dtype=np.int32)
+    counts[np.arange(n), b] = 1
+    np.cumsum(counts, axis=0, out=counts)  # counts[i, k]: block k's values among v[:i + 1]
+    w = weights.astype(np.int64)
+    total = w @ counts[-1].astype(np.int64)
     out = np.empty((weights.shape[0], len(qs)))
     for j, q in enumerate(qs):
-        pos = np.argmax(cum >= np.maximum(1, np.ceil(q * total)), axis=1)
-        out[:, j] = v[pos]
+        target = np.maximum(1, np.ceil(q * total))
+        lo, hi = np.zeros(len(w), dtype=np.int64), np.full(len(w), n - 1, dtype=np.int64)
+        while (lo < hi).any():
+            mid = (lo + hi) // 2
+            reached = np.einsum("rk,rk->r", counts[mid], w) >= target
+            lo, hi = np.where(reached, lo, mid + 1), np.where(reached, mid, hi)
+        out[:, j] = v[lo]
     return out
 
 
