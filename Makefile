@@ -17,16 +17,19 @@ XDIST       = --dist loadgroup --no-loadscope-reorder
 
 venv: $(STAMP)
 
-# Bytecode is written on first import, for the modules a process really uses (about a third
-# of the venv's 13k files). pip would byte-compile every file, one at a time (most of the
-# venv's 2m14s here). PYTHONDONTWRITEBYTECODE, set on some machines, is cleared for our
+# The packages go in with uv (from the registry, like pip): it installs the 13k files in
+# parallel from its cache, 17 s here where pip took 52 s; pip is the fallback where uv
+# cannot run. Bytecode is written on first import, for the modules a process really uses
+# (about a third); pip's compile-everything pass, one file at a time, was most of the
+# venv's 2m14s. PYTHONDONTWRITEBYTECODE, set on some machines, is cleared for our
 # commands: with it every process recompiled boto3/moto/pandas from source (suite +50 %).
 export PYTHONDONTWRITEBYTECODE :=
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --upgrade pip uv
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[dev]' \
+	  || $(BIN)/python -m pip install --quiet --no-compile -e '.[dev]'
 	touch $(STAMP)
 
 demo: venv
