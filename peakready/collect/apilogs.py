@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from peakready import runfolder
+from peakready.sandbox.aws import names
 
 DIR = "api_logs"
 LANDED = f"{DIR}/landed.parquet"
@@ -37,7 +38,7 @@ FIREHOSE_METRICS = {"IncomingRecords": "Sum", "IncomingBytes": "Sum",
                     "PutRequestsPerSecondLimit": "Maximum"}
 SANDBOX_DEFAULTS = {"database": "peakready", "table": "api_logs", "workgroup": "peakready",
                     "output_location": "s3://peakready-athena-results/",
-                    "delivery_stream": "peakready-api-logs"}
+                    "delivery_stream": names.DELIVERY_STREAM}
 # the delivery time of each record: the timestamp in its object's name (Firehose layout
 # <stream>-<version>-yyyy-MM-dd-HH-mm-ss-<uuid>[.ext])
 LANDED_EXPR = ("to_unixtime(date_parse(regexp_extract(\"$path\", "
@@ -211,9 +212,12 @@ def collect_api_logs(run_dir: Path | str, clients: Any, cfg: Mapping[str, Any], 
     metrics = pd.DataFrame()
     if cfg.get("delivery_stream"):
         try:
+            # StartTime on a period boundary, as CloudWatch publishes: buckets started
+            # between boundaries would straddle two published periods
             metrics, upto = wait_for_delivery(
                 lambda: firehose_metrics(clients("cloudwatch"), cfg["delivery_stream"],
-                                         start - period_s, time.time() + period_s, period_s),
+                                         (start // period_s - 1) * period_s,
+                                         time.time() + period_s, period_s),
                 end, float(cfg.get("wait_s", 0)), max(1.0, period_s / 2))
             summary["caught_up_to"] = upto
             _write(metrics, run_dir / FIREHOSE)

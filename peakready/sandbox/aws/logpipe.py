@@ -27,8 +27,8 @@ from peakready.sandbox.aws.firehose import MIB, QUOTA_TAGS, Destination, Firehos
 
 log = logging.getLogger(__name__)
 
-STREAM = "peakready-api-logs"
-BUCKET = "peakready-api-logs"
+STREAM = names.DELIVERY_STREAM
+BUCKET = names.LOG_BUCKET
 PREFIX = "api-logs/"
 ERROR_PREFIX = "api-logs-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
 RESULTS_BUCKET = "peakready-athena-results"
