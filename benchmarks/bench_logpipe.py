@@ -1,12 +1,14 @@
 """API-log pipeline: what logging costs the storefront, and how fast completeness answers.
 
 1. **Storefront CPU per request, logging on vs off.** One stack (real PostgreSQL and
-   Redis), two storefront instances launched from it: one without an API log, one
+   Redis), three storefront instances launched from it: one without an API log, two
    shipping every request through the background batcher to a real sandbox Firehose
-   (``logpipe.Standalone``: moto + peakready's grafts). Open-loop ``GET
-   /api/products/{sku}`` straight at each instance's port, alternating off/on rounds at the
-   same rate; CPU seconds of each storefront process (psutil, batcher thread included),
-   minus its own idle CPU, per request answered. The ratio on/off is the overhead.
+   (``logpipe.Standalone``: moto + peakready's grafts), one with boto3's client and one
+   with the raw signed HTTP client (``api_logs.client``). Open-loop ``GET
+   /api/products/{sku}`` straight at each instance's port, rounds alternating between them
+   at the same rate; CPU seconds of each storefront process (psutil, batcher thread
+   included), minus its own idle CPU, per request answered. The ratio on/off is the
+   overhead.
 2. **Completeness query over 1 million log records.** 1,000,000 records (200 gzip NDJSON
    objects under the Firehose key layout) in the sandbox S3; the two queries collection
    runs (per-bucket counts, paged through GetQueryResults; every request id with copies
@@ -51,6 +53,7 @@ from peakready.sandbox.stack import Stack  # noqa: E402
 from peakready.sandbox.timing import Timing  # noqa: E402
 
 TIMING = replace(Timing(), boot_delay_s=0.5, health_interval_s=0.25)
+CLIENTS = ("boto3", "http")  # api_logs.client of the logging instances
 
 
 def client(ep: Standalone, service: str):
@@ -83,29 +86,35 @@ def bench_overhead(rounds: int, seconds: float, rate: float) -> dict:
         stack = Stack(tmp, TIMING, storefront={"workers": 4})
         stack.start(instances=0)
         try:
-            off = stack.launch_instance("i-logoff")
-            stack.sf = replace(stack.sf, api_logs={
-                "stream": STREAM, "endpoint_url": ep.endpoint_url, "region": names.REGION,
-                "access_key_id": names.ACCESS_KEY_ID,
-                "secret_access_key": names.SECRET_ACCESS_KEY})
-            on = stack.launch_instance("i-logon")
+            instances = {"off": stack.launch_instance("i-logoff")}
+            for client_kind in CLIENTS:
+                stack.sf = replace(stack.sf, api_logs={
+                    "stream": STREAM, "endpoint_url": ep.endpoint_url, "region": names.REGION,
+                    "access_key_id": names.ACCESS_KEY_ID,
+                    "secret_access_key": names.SECRET_ACCESS_KEY, "client": client_kind})
+                instances[client_kind] = stack.launch_instance(f"i-log{client_kind}")
             time.sleep(TIMING.boot_delay_s + 2.0)
-            procs = {"off": psutil.Process(off["pid"]), "on": psutil.Process(on["pid"])}
-            ports = {"off": off["port"], "on": on["port"]}
-            for key in ports:  # warm both: pools, boto3 client, first Firehose call
+            procs = {k: psutil.Process(i["pid"]) for k, i in instances.items()}
+            ports = {k: i["port"] for k, i in instances.items()}
+            for key in ports:  # warm all: pools, the client, first Firehose call
                 asyncio.run(open_loop(ports[key], rate, 2.0, product_path))
             rows = []
             for r in range(rounds):
-                row = {k: one_round(ports[k], procs[k], rate, seconds) for k in ("off", "on")}
-                row["ratio"] = row["on"] / row["off"]
+                order = list(ports)[r % len(ports):] + list(ports)[:r % len(ports)]
+                row = {k: one_round(ports[k], procs[k], rate, seconds) for k in order}
+                for k in CLIENTS:
+                    row[f"ratio_{k}"] = row[k] / row["off"]
                 rows.append(row)
-                print(f"round {r + 1}: off {row['off']:.0f} us/req, on {row['on']:.0f} "
-                      f"us/req, ratio {row['ratio']:.3f}", flush=True)
-            stats = stack.instance_stats().get("i-logon", {}).get("api_log") or {}
-            print(f"batcher of the logging instance: {json.dumps(stats)}")
+                print(f"round {r + 1}: off {row['off']:.0f} us/req, "
+                      + ", ".join(f"{k} {row[k]:.0f} us/req (ratio {row[f'ratio_{k}']:.3f})"
+                                  for k in CLIENTS), flush=True)
+            for k in CLIENTS:
+                stats = stack.instance_stats().get(f"i-log{k}", {}).get("api_log") or {}
+                print(f"batcher of the {k} instance: {json.dumps(stats)}")
         finally:
             stack.stop()
-    return {"rounds": rows, "median_ratio": statistics.median(r["ratio"] for r in rows)}
+    return {"rounds": rows, **{f"median_ratio_{k}": statistics.median(
+        r[f"ratio_{k}"] for r in rows) for k in CLIENTS}}
 
 
 def bench_query(records: int, objects: int = 200) -> dict:
@@ -174,8 +183,9 @@ def main() -> None:
     args = p.parse_args()
     if args.skip != "overhead":
         res = bench_overhead(args.rounds, args.seconds, args.rate)
-        print(f"storefront CPU per request, logging on / off (median): "
-              f"{res['median_ratio']:.3f} (goal < 1.05)")
+        for k in CLIENTS:
+            print(f"storefront CPU per request, logging on ({k} client) / off (median): "
+                  f"{res[f'median_ratio_{k}']:.3f} (goal < 1.05)")
     if args.skip != "query":
         res = bench_query(args.records)
         print(f"completeness queries over {args.records} records: {res['total_s']:.1f} s "

@@ -43,6 +43,7 @@ class ApiLogSettings:
     max_queue: int = 200_000
     backoff_s: float = 0.1  # first retry delay, doubled per attempt
     max_backoff_s: float = 5.0
+    client: str = "http"  # "http": firehose_http (signed raw request); "boto3": the SDK
 
     @property
     def enabled(self) -> bool:
@@ -50,6 +51,7 @@ class ApiLogSettings:
 
 
 KEYS = set(ApiLogSettings.__dataclass_fields__)
+CLIENTS = ("http", "boto3")
 
 
 def settings(data: Mapping[str, Any] | None) -> ApiLogSettings:
@@ -58,6 +60,9 @@ def settings(data: Mapping[str, Any] | None) -> ApiLogSettings:
     unknown = set(data) - KEYS
     if unknown:
         raise ValueError(f"storefront config: unknown api_logs keys {sorted(unknown)}")
+    if data.get("client", "http") not in CLIENTS:
+        raise ValueError(f"storefront config: api_logs.client must be one of {CLIENTS}, "
+                         f"got {data['client']!r}")
     return ApiLogSettings(**data)
 
 
@@ -107,6 +112,12 @@ class Batcher:
         self._thread = threading.Thread(target=self._run, name="apilog-sender", daemon=True)
 
     def _client_put(self) -> Callable[[list[bytes]], Mapping]:
+        if self.cfg.client == "http":
+            from peakready.sandbox.storefront.firehose_http import FirehoseHttp
+
+            return FirehoseHttp(self.cfg.stream, self.cfg.region, self.cfg.endpoint_url,
+                                self.cfg.access_key_id, self.cfg.secret_access_key,
+                                timeout_s=10.0).put_record_batch
         import boto3
         from botocore.config import Config
 
