@@ -47,7 +47,8 @@ TARGET_KEYS = {"kind", "region", "storefront_url", "resources", "alarms", "allow
                "paging", "sandbox"}
 SANDBOX_KEYS = {"search", "storefront"}  # how the sandbox is built (kind: sandbox only)
 RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_cluster",
-                  "cache_replication_group", "web_acl", "search_domain"}
+                  "cache_replication_group", "web_acl", "search_domain", "delivery_stream",
+                  "log_bucket"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
              "workers", "max_users", "attacks", "clients", "tricky_shoppers", "closed_model",
              "users", "orders"}
@@ -506,6 +507,11 @@ def _faults(v: _Validator, raw: Any, target: dict[str, Any], duration: float | N
         document, stamp = _experiment_document(v, f"{where}.experiment", experiment, path)
         declared = declared_configuration(document)
         _validate_experiment(v, f"{where}.experiment", experiment, path, document, stamp)
+        why = semantics.sandbox_only(document) if target["kind"] == "aws" else None
+        if why:
+            v.fail(f"{where}.experiment", f"{experiment} only lands on the sandbox ({why}); "
+                   "against an aws target it would change nothing: remove it and verify the "
+                   "case from the load (docs/experiments.md)")
         unchecked = semantics.unchecked_actions(document)
         if unchecked:
             v.fail(f"{where}.experiment", f"{unchecked[0]} names no resource the allow-list "

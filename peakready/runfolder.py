@@ -22,6 +22,7 @@ PLAN_YAML = "plan.yaml"
 SAMPLES_DIR = "samples"
 ORDERS_DIR = "orders"
 CHAOS_DIR = "chaos"
+CHAOS_STATE_DIR = f"{CHAOS_DIR}/state"  # what a fault changed, for its rollback
 LOCUST_DIR = "locust"
 FIGURES_DIR = "figures"
 INTEGRITY_DIR = "integrity"

@@ -132,10 +132,14 @@ def per_bucket(sent: pd.DataFrame, landed: pd.DataFrame, t0: float, bucket_s: in
 
 
 def _throttled(firehose: pd.DataFrame | None, lo: float, hi: float) -> float | None:
+    """ThrottledRecords of the datapoints whose period's middle lies in [lo, hi): a
+    period starting a hair before a bucket (GetMetricData labels are truncated to the
+    millisecond) still counts in the bucket it covers."""
     if firehose is None or firehose.empty:
         return None
-    part = firehose.loc[(firehose["metric"] == "ThrottledRecords") & (firehose["ts"] >= lo)
-                        & (firehose["ts"] < hi)]
+    middle = firehose["ts"] + (firehose["period_s"] / 2 if "period_s" in firehose else 0)
+    part = firehose.loc[(firehose["metric"] == "ThrottledRecords") & (middle >= lo)
+                        & (middle < hi)]
     return float(part["value"].sum())
 
 

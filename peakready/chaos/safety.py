@@ -36,6 +36,9 @@ FAULT_ACTIONS = {
     "cache_replication_group": ["elasticache:TestFailover"],
     "search_domain": ["es:StartDomainMaintenance"],
     "web_acl": ["wafv2:GetWebACL", "wafv2:UpdateWebACL"],
+    "delivery_stream": ["firehose:ListTagsForDeliveryStream", "firehose:TagDeliveryStream",
+                        "firehose:UntagDeliveryStream"],
+    "log_bucket": ["s3:GetBucketPolicy", "s3:PutBucketPolicy", "s3:DeleteBucketPolicy"],
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation",
           "UnauthorizedAccess", "AuthorizationError"}
@@ -165,6 +168,10 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
             return {t["Key"]: t["Value"] for t in tags}, domain
         if kind == "web_acl":
             return _describe_web_acl(aws, field, name, where)
+        if kind == "delivery_stream":
+            return _describe_stream(aws, name)
+        if kind == "log_bucket":
+            return _describe_bucket(aws, field, name)
         if kind == "target_group":
             groups = aws("elbv2").describe_target_groups(Names=[name])["TargetGroups"]
             return {}, groups[0]
@@ -181,6 +188,34 @@ def _describe(aws: _Aws, kind: str, name: str) -> tuple[dict[str, str], dict[str
     except BotoCoreError as exc:
         raise BadInput(f"{field}: describing {name} failed: {_short(exc)}") from None
     return {}, {}
+
+
+def _describe_stream(aws: _Aws, name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """A Firehose delivery stream and its tags (ResourceNotFoundException: not found)."""
+    firehose = aws("firehose")
+    desc = firehose.describe_delivery_stream(DeliveryStreamName=name)[
+        "DeliveryStreamDescription"]
+    tags = firehose.list_tags_for_delivery_stream(DeliveryStreamName=name).get("Tags", [])
+    return {t["Key"]: t.get("Value", "") for t in tags}, desc
+
+
+def _describe_bucket(aws: _Aws, field: str, name: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """An S3 bucket (HEAD) and its tags (none: NoSuchTagSet)."""
+    s3 = aws("s3")
+    try:
+        s3.head_bucket(Bucket=name)
+    except ClientError as exc:
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if status == 404:
+            raise BadInput(f"{field}: bucket {name} not found") from None
+        raise
+    try:
+        tags = s3.get_bucket_tagging(Bucket=name).get("TagSet", [])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchTagSet":
+            raise
+        tags = []
+    return {t["Key"]: t["Value"] for t in tags}, {"Name": name}
 
 
 def _describe_web_acl(aws: _Aws, field: str, name: str,

@@ -9,7 +9,9 @@ loads), the safety rails (preflight, dry run) and the run engine alike:
 - ``acted_on`` / ``probed``: the resources a fault's actions act on and its probes read;
 - ``unchecked_actions``: AWS actions that name no resource the allow-list can check;
 - ``unnamed_resources``: the refusal lines for resources the plan does not name;
-- ``touched_resources``: what the allow-list must cover.
+- ``touched_resources``: what the allow-list must cover;
+- ``sandbox_only``: why an experiment can only land on the sandbox (None when it runs
+  anywhere).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Any
 from peakready.chaos.spec import FaultSpec
 
 __all__ = ["ACTION_ARGUMENT_KINDS", "AWS_ACTION_MODULES", "FAULT_RESOURCE_KEYS",
-           "NAMING_ARGUMENTS", "PROBE_ARGUMENT_KINDS", "FaultResource", "acted_on",
-           "configuration_values", "probed", "substitute", "touched_resources",
-           "unchecked_actions", "unnamed_resources"]
+           "NAMING_ARGUMENTS", "PROBE_ARGUMENT_KINDS", "SANDBOX_ONLY_ACTIONS",
+           "SANDBOX_ONLY_TAG", "FaultResource", "acted_on", "configuration_values", "probed",
+           "sandbox_only", "substitute", "touched_resources", "unchecked_actions",
+           "unnamed_resources"]
 
 # Experiment configuration key -> the target resource it names (peakready's experiments'
 # convention). Faults act on these, so the plan must name them and the allow-list must
@@ -35,6 +38,8 @@ FAULT_RESOURCE_KEYS = {
     "replication_group": "cache_replication_group",
     "domain_name": "search_domain",
     "web_acl_name": "web_acl",
+    "delivery_stream": "delivery_stream",
+    "log_bucket": "log_bucket",
 }
 # Arguments of fault actions (method and rollbacks) that name the resource acted on:
 # peakready.chaos's own actions and chaostoolkit-aws's. What a fault will really touch is
@@ -47,14 +52,25 @@ ACTION_ARGUMENT_KINDS = {
     "target_db_instance_identifier": "db_instance",
     "domain_name": "search_domain",
     "web_acl_name": "web_acl",
+    "delivery_stream_name": "delivery_stream",
+    "bucket_name": "log_bucket",
 }
 # Arguments of probes that name what a steady state reads (read-only, not allow-listed).
-PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group"}
+PROBE_ARGUMENT_KINDS = {"target_group_name": "target_group",
+                        "delivery_stream_name": "delivery_stream", "bucket_name": "log_bucket"}
 # Modules whose actions act on AWS resources (the allow-list must see which ones), and the
 # arguments one of which such an action must name (a failover target alone is not enough).
 AWS_ACTION_MODULES = ("chaosaws", "peakready.chaos")
 NAMING_ARGUMENTS = ("asg_name", "asg_names", "db_cluster_identifier", "replication_group_id",
-                    "domain_name", "web_acl_name")
+                    "domain_name", "web_acl_name", "delivery_stream_name", "bucket_name")
+# An experiment tagged so says it only lands on the sandbox, and so does one using an
+# action whose effect exists only there: (module, function) -> why.
+SANDBOX_ONLY_TAG = "sandbox-only"
+SANDBOX_ONLY_ACTIONS = {
+    ("peakready.chaos.firehose", "set_quota"):
+        "AWS has no API to change a Firehose stream's quota (the sandbox reads it from "
+        "the stream's peakready:quota-* tags)",
+}
 
 _REFERENCE = re.compile(r"\$\{([^}]+)\}")
 
@@ -259,3 +275,19 @@ def touched_resources(faults: Iterable[FaultSpec], environ: Mapping[str, str]
             if r.name and item not in out:
                 out.append(item)
     return out
+
+
+def sandbox_only(document: Mapping[str, Any]) -> str | None:
+    """Why the experiment can only land on the sandbox (its ``sandbox-only`` tag, or an
+    action whose effect exists only there), None when it runs anywhere. Against an aws
+    target such a fault would "run" and change nothing: the plan refuses it."""
+    for section in ("method", "rollbacks"):
+        for activity in document.get(section) or []:
+            provider = (activity.get("provider") or {}) if isinstance(activity, dict) else {}
+            key = (str(provider.get("module") or ""), str(provider.get("func") or ""))
+            if provider.get("type") == "python" and key in SANDBOX_ONLY_ACTIONS:
+                return (f"action {activity.get('name')!r} ({'.'.join(key)}): "
+                        f"{SANDBOX_ONLY_ACTIONS[key]}")
+    if SANDBOX_ONLY_TAG in (document.get("tags") or []):
+        return f"the experiment is tagged {SANDBOX_ONLY_TAG!r}"
+    return None

@@ -15,8 +15,6 @@ import base64
 import copy
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ from botocore.exceptions import ClientError
 from chaoslib.exceptions import ActivityFailed
 
 from peakready.chaos.aws import client
+from peakready.chaos.state import state_path
 
 logger = logging.getLogger("chaostoolkit")
 
@@ -36,10 +35,7 @@ ACTIONS = {"Block", "Count", "Allow"}
 
 
 def _saved_path(web_acl_name: str, saved_path: str | None) -> Path:
-    if saved_path:
-        return Path(saved_path)
-    base = os.environ.get("PEAKREADY_CHAOS_STATE_DIR") or tempfile.gettempdir()
-    return Path(base) / f"peakready-web-acl-{web_acl_name}.before.json"
+    return state_path("web-acl", web_acl_name, saved_path)
 
 
 def _find(wafv2: Any, name: str, scope: str) -> dict:

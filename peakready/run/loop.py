@@ -61,6 +61,8 @@ def _experiment_env(spec: dict[str, Any], target: Target, run_dir: Path) -> dict
     env = dict(target.aws_env)
     env["PEAKREADY_LIVE_STATUS"] = str((run_dir / runfolder.LIVE_STATUS).resolve())
     env["PEAKREADY_RUN_DIR"] = str(run_dir.resolve())
+    # a fault's saved "before" (Web ACL, quota tags, bucket policy) stays with its run
+    env["PEAKREADY_CHAOS_STATE_DIR"] = str((run_dir / runfolder.CHAOS_STATE_DIR).resolve())
     return env
 
 

@@ -334,3 +334,72 @@ def test_a_waf_rule_change_fault_is_allow_listed_by_its_web_acl(aws):
     assert tags == {"team": "shop"} and found["Name"] == "peakready-web-acl"
     with pytest.raises(BadInput, match="target.resources.web_acl: Web ACL other not found"):
         _describe(_Aws(plan, aws), "web_acl", "other")
+
+
+LOG_FAULTS = [{"name": "throttle", "experiment": "experiments/firehose-throttle.json",
+               "at_s": 60},
+              {"name": "denied", "experiment": "experiments/log-destination-denied.json",
+               "at_s": 100}]
+
+
+def test_the_log_pipeline_faults_are_allow_listed_by_stream_and_bucket(aws):
+    """Both faults name what they act on (the stream, the bucket), from target.resources;
+    a missing one is named, and an allow-list without them refuses."""
+    raw = with_faults(demo_raw(), [dict(f) for f in LOG_FAULTS])
+    touched = plan_from(raw).touched_resources()
+    assert ("throttle", "delivery_stream", "peakready-api-logs") in touched
+    assert ("denied", "log_bucket", "peakready-api-logs") in touched
+    with pytest.raises(BadInput, match="target.resources.delivery_stream: peakready-api-logs "
+                                       "not found"):
+        preflight(plan_from(raw), aws)
+    s3, firehose = client(aws, "s3"), client(aws, "firehose")
+    s3.create_bucket(Bucket="peakready-api-logs",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-central-1"})
+    firehose.create_delivery_stream(
+        DeliveryStreamName="peakready-api-logs", DeliveryStreamType="DirectPut",
+        ExtendedS3DestinationConfiguration={
+            "RoleARN": "arn:aws:iam::123456789012:role/firehose",
+            "BucketARN": "arn:aws:s3:::peakready-api-logs"})
+    try:
+        with pytest.raises(BadInput, match="fault throttle would act on delivery_stream "
+                                           "peakready-api-logs, which is not in"):
+            preflight(plan_from(raw), aws)
+        raw["target"]["allow"]["resources"] += ["peakready-api-logs"]
+        notes = preflight(plan_from(raw), aws)
+        assert "fault denied may act on log_bucket peakready-api-logs: allowed" in notes
+    finally:
+        firehose.delete_delivery_stream(DeliveryStreamName="peakready-api-logs")
+        s3.delete_bucket(Bucket="peakready-api-logs")
+
+
+def _logs_on_aws(faults: list[dict]) -> dict:
+    raw = with_faults(demo_raw(), [dict(f) for f in faults])
+    return on_aws(raw, resources={**raw["target"]["resources"],
+                                  "delivery_stream": "shop-api-logs",
+                                  "log_bucket": "shop-api-logs"},
+                  allow={"account_ids": ["123456789012"], "resources": ["shop-api-logs"]})
+
+
+def test_a_sandbox_only_fault_against_an_aws_target_is_refused_naming_the_field():
+    raw = _logs_on_aws(LOG_FAULTS)
+    with pytest.raises(BadInput) as err:
+        plan_from(raw)
+    line = str(err.value)
+    assert "faults[0].experiment: experiments/firehose-throttle.json only lands on the " \
+           "sandbox" in line and "\n" not in line
+    assert "AWS has no API to change a Firehose stream's quota" in line
+    # the bucket policy fault is an AWS fault: on its own, it is accepted
+    raw["faults"] = raw["faults"][1:]
+    plan = plan_from(raw)
+    assert plan.faults[0]["configuration"]["log_bucket"] == "shop-api-logs"
+
+
+@pytest.mark.spawns
+def test_cli_refuses_the_throttle_fault_on_aws_with_exit_2(tmp_path):
+    raw = _logs_on_aws(LOG_FAULTS[:1])
+    path = tmp_path / "plan.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run([sys.executable, "-m", "peakready.cli", "run", "--dry-run",
+                           str(path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "faults[0].experiment" in proc.stderr and "only lands on the sandbox" in proc.stderr

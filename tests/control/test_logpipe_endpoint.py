@@ -193,3 +193,28 @@ def test_athena_paging_header_and_failures_are_athenas(endpoint):
         athena.get_query_results(QueryExecutionId=bad)
     with pytest.raises(apilogs.QueryError, match="TABLE_NOT_FOUND"):
         apilogs.run_query(athena, "SELECT count(*) FROM missing_table", cfg)
+
+
+def test_the_storefronts_raw_http_client_speaks_firehose_as_boto3_does(endpoint, monkeypatch):
+    """The batcher's default client (a SigV4-signed request, no boto3): the same answer
+    shapes as boto3 for a throttled batch, AWS's error codes for a failed call, and the
+    ordinary credential chain when no keys are given."""
+    from peakready.sandbox.storefront.firehose_http import FirehoseCallError, FirehoseHttp
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", names.ACCESS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", names.SECRET_ACCESS_KEY)
+    raw = FirehoseHttp(STREAM, names.REGION, endpoint.endpoint_url)  # keys from the env
+    set_quota(endpoint, 100)
+    try:
+        time.sleep(max(0.0, 1.02 - time.time() % 1))  # a fresh quota second
+        out = raw.put_record_batch([b'{"request_id":"raw"}\n'] * 300)
+    finally:
+        set_quota(endpoint, None)
+    assert out["FailedPutCount"] == 200
+    assert [r["ErrorCode"] for r in out["RequestResponses"][100:]] == [
+        "ServiceUnavailableException"] * 200
+    assert all(len(r["RecordId"]) > 0 for r in out["RequestResponses"][:100])
+    with pytest.raises(FirehoseCallError) as err:
+        FirehoseHttp("no-such-stream", names.REGION, endpoint.endpoint_url).put_record_batch(
+            [b"x"])
+    assert err.value.code == "ResourceNotFoundException" and err.value.status == 400

@@ -121,7 +121,9 @@ class Engine:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.lister = lister
         self.reader = reader
-        self._index: dict[str, dict[tuple[str, str, str], Path]] = {}
+        # per table layout: (bucket, key, etag) -> (object id, the segment holding it)
+        self._index: dict[str, dict[tuple[str, str, str], tuple[int, Path]]] = {}
+        self._next_id = 0
         self._lock = threading.Lock()
 
     def _raw(self, bucket: str, key: str, etag: str) -> Path:
@@ -135,16 +137,22 @@ class Engine:
         return path
 
     def _segments(self, bucket: str, objects: Sequence[tuple[str, int, str]],
-                  table: Table) -> list[Path]:
-        """The objects parsed into Parquet once, with their ``"$path"`` and ETag: objects
-        not seen before are parsed together into one new segment (one JSON scan), so
-        later queries over them skip the JSON parsing. Segments are per table layout."""
+                  table: Table) -> tuple[list[Path], dict[tuple[str, str], int]]:
+        """The objects parsed into Parquet once, each row tagged with its object's id (an
+        integer: the query joins 1M rows to a few hundred objects on it, not on a path
+        string): objects not seen before are parsed together into one new segment (one
+        JSON scan), so later queries over them skip the JSON parsing. Segments are per
+        table layout. Returns the segments and ``(key, etag) -> object id``."""
         sig = hashlib.sha1((",".join(f"{n}:{t}" for n, t in table.columns)
                             + f"|{table.compressed}").encode()).hexdigest()[:12]
         index = self._index.setdefault(sig, {})
         fresh = [(k, e) for k, _, e in objects if (bucket, k, e) not in index]
         if fresh:
-            raws = {str(self._raw(bucket, k, e)): (f"s3://{bucket}/{k}", e) for k, e in fresh}
+            ids = {}
+            for k, e in fresh:
+                ids[(k, e)] = self._next_id
+                self._next_id += 1
+            raws = {str(self._raw(bucket, k, e)): ids[(k, e)] for k, e in fresh}
             seg = self.cache_dir / sig / f"{uuid.uuid4().hex}.parquet"
             seg.parent.mkdir(parents=True, exist_ok=True)
             cols = ", ".join(f"'{n}': '{GLUE_TO_DUCK.get(t.lower(), 'VARCHAR')}'"
@@ -153,13 +161,12 @@ class Engine:
             comp = "gzip" if table.compressed else "none"
             con = duckdb.connect(":memory:")
             try:
-                con.execute("CREATE TABLE m(local VARCHAR, s3 VARCHAR, etag VARCHAR)")
-                con.executemany("INSERT INTO m VALUES (?, ?, ?)",
-                                [(lo, s3, e) for lo, (s3, e) in raws.items()])
+                con.execute("CREATE TABLE m(local VARCHAR, obj BIGINT)")
+                con.executemany("INSERT INTO m VALUES (?, ?)", list(raws.items()))
                 files = ", ".join(f"'{lo}'" for lo in raws)
                 tmp = seg.with_suffix(".tmp")
                 con.execute(
-                    f"COPY (SELECT {select}, m.s3 AS \"$path\", m.etag AS \"$etag\" FROM "
+                    f"COPY (SELECT {select}, m.obj AS \"$obj\" FROM "
                     f"read_json([{files}], format='newline_delimited', compression='{comp}', "
                     f"columns={{{cols}}}, filename=true, ignore_errors=true) j "
                     f"JOIN m ON j.filename = m.local) TO '{tmp}' (FORMAT parquet)")
@@ -167,18 +174,17 @@ class Engine:
             finally:
                 con.close()
             for k, e in fresh:
-                index[(bucket, k, e)] = seg
+                index[(bucket, k, e)] = (ids[(k, e)], seg)
             for local in raws:
                 Path(local).unlink(missing_ok=True)
-        return sorted({index[(bucket, k, e)] for k, _, e in objects})
+        found = {(k, e): index[(bucket, k, e)] for k, _, e in objects}
+        return (sorted({seg for _, seg in found.values()}),
+                {ke: obj for ke, (obj, _) in found.items()})
 
     def _view(self, con: duckdb.DuckDBPyConnection, schema: str, table: Table) -> int:
         bucket, prefix = split_s3(table.location)
         objects = [o for o in self.lister(bucket, prefix) if not o[0].endswith("/")]
-        select_cols = ", ".join(f'"{n}"' for n, _ in table.columns)
-        parts = "".join(f", regexp_extract(\"$path\", '{re.escape(prefix)}"
-                        f"(\\d{{4}}/\\d{{2}}/\\d{{2}}/\\d{{2}})/', 1) AS \"{k}\""
-                        for k in table.partition_keys)  # Firehose layout: yyyy/MM/dd/HH
+        select_cols = ", ".join(f's."{n}"' for n, _ in table.columns)
         if not objects:
             nulls = ", ".join(f"CAST(NULL AS {GLUE_TO_DUCK.get(t.lower(), 'VARCHAR')}) AS \"{n}\""
                               for n, t in table.columns)
@@ -187,16 +193,26 @@ class Engine:
                         f"CAST(NULL AS VARCHAR) AS \"$path\"{pnulls} WHERE false")
             return 0
         with self._lock:
-            segments = self._segments(bucket, objects, table)
-        # only the objects there now, at their current ETag (a segment may hold others)
+            segments, ids = self._segments(bucket, objects, table)
+        # only the objects there now, at their current ETag (a segment may hold others),
+        # with "$path" and the partition values of each object, from its key (Firehose
+        # layout: yyyy/MM/dd/HH after the prefix), once per object instead of per row
         live = f"_live_{table.name}"
-        con.execute(f'CREATE TABLE main."{live}"(p VARCHAR, e VARCHAR)')
-        con.executemany(f'INSERT INTO "{live}" VALUES (?, ?)',
-                        [(f"s3://{bucket}/{k}", e) for k, _, e in objects])
+        pcols = "".join(f', "{k}" VARCHAR' for k in table.partition_keys)
+        con.execute(f'CREATE TABLE main."{live}"(obj BIGINT, "$path" VARCHAR{pcols})')
+        hour = re.compile(re.escape(prefix) + r"(\d{4}/\d{2}/\d{2}/\d{2})/")
+        rows = []
+        for k, _, e in objects:
+            match = hour.search(k)  # as regexp_extract: "" when the key has no hour path
+            rows.append((ids[(k, e)], f"s3://{bucket}/{k}",
+                         *[match.group(1) if match else ""] * len(table.partition_keys)))
+        marks = ", ".join("?" * (2 + len(table.partition_keys)))
+        con.executemany(f'INSERT INTO "{live}" VALUES ({marks})', rows)
         paths = ", ".join(f"'{seg}'" for seg in segments)
-        con.execute(f'CREATE VIEW "{schema}"."{table.name}" AS SELECT {select_cols}, "$path"'
-                    f"{parts} FROM read_parquet([{paths}]) s SEMI JOIN main.\"{live}\" l "
-                    f'ON s."$path" = l.p AND s."$etag" = l.e')
+        pselect = "".join(f', l."{k}"' for k in table.partition_keys)
+        con.execute(f'CREATE VIEW "{schema}"."{table.name}" AS SELECT {select_cols}, '
+                    f'l."$path"{pselect} FROM read_parquet([{paths}]) s JOIN main."{live}" l '
+                    f'ON s."$obj" = l.obj')
         return sum(size for _, size, _ in objects)
 
     def run(self, sql: str, database: str, tables: Sequence[Table]) -> Result:

@@ -27,8 +27,8 @@ from peakready.sandbox.aws.firehose import MIB, QUOTA_TAGS, Destination, Firehos
 
 log = logging.getLogger(__name__)
 
-STREAM = "peakready-api-logs"
-BUCKET = "peakready-api-logs"
+STREAM = names.DELIVERY_STREAM
+BUCKET = names.LOG_BUCKET
 PREFIX = "api-logs/"
 ERROR_PREFIX = "api-logs-errors/!{firehose:error-output-type}/!{timestamp:yyyy/MM/dd/HH}/"
 RESULTS_BUCKET = "peakready-athena-results"
@@ -292,13 +292,15 @@ class LogPipe:
         try:
             ex.result = self.engine.run(ex.query, ex.database, self._glue_tables(ex.database))
             self._write_results(ex)
-            ex.state = "SUCCEEDED"
+            state, reason = "SUCCEEDED", ""
         except athena_engine.QueryFailed as exc:
-            ex.state, ex.reason = "FAILED", exc.reason
+            state, reason = "FAILED", exc.reason
         except Exception as exc:  # noqa: BLE001 - an engine bug is a failed query, named
             log.exception("athena query %s failed", ex.id)
-            ex.state, ex.reason = "FAILED", f"GENERIC_INTERNAL_ERROR: {exc}"
+            state, reason = "FAILED", f"GENERIC_INTERNAL_ERROR: {exc}"
+        # completion time first: a poll that sees the final state reads real statistics
         ex.completed = time.time()
+        ex.reason, ex.state = reason, state
 
     def _write_results(self, ex: Execution) -> None:
         """``<OutputLocation>/<id>.csv``: header row, every value quoted (as Athena)."""

@@ -21,10 +21,13 @@ CACHE_GROUP = "peakready-sessions"
 SCALING_POLICY = "peakready-web-request-tracking"
 WEB_ACL = "peakready-web-acl"  # associated with the ALB (peakready/waf/defaults.py builds it)
 SEARCH_DOMAIN = "peakready-search"  # the OpenSearch domain (peakready/sandbox/search/config.py)
+DELIVERY_STREAM = "peakready-api-logs"  # the API-log Firehose stream (sandbox/aws/logpipe.py)
+LOG_BUCKET = "peakready-api-logs"  # its S3 destination
 
 # resource kind (plan target.resources) -> the sandbox's name
 RESOURCES = {"autoscaling_group": ASG, "load_balancer": ALB, "target_group": TARGET_GROUP,
-             "db_cluster": DB_CLUSTER, "cache_replication_group": CACHE_GROUP}
+             "db_cluster": DB_CLUSTER, "cache_replication_group": CACHE_GROUP,
+             "delivery_stream": DELIVERY_STREAM, "log_bucket": LOG_BUCKET}
 
 ALARM_5XX = "peakready-web-5xx"  # 5xx share of requests, per period
 ALARM_LATENCY = "peakready-web-latency"  # target p99
