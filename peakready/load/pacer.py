@@ -42,16 +42,24 @@ class Pacer:
         self.max_seen = 0
         self.finished = False
         self._greenlet: gevent.Greenlet | None = None
+        self._extra: list[gevent.Greenlet] = []  # streams taken over from a lost worker
         self._users_at = -1.0
         self._users = 0
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
 
+    def add_stream(self, offsets: Iterable[float]) -> None:
+        """More arrivals into the same queue (a lost worker's share taken over)."""
+        self._extra.append(gevent.spawn(self._feed, offsets))
+
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+        for greenlet in (self._greenlet, *self._extra):
+            if greenlet is not None:
+                greenlet.kill(block=False)
         self.finished = True
+        while self.tokens.qsize():  # tokens not taken yet are not sent by this process
+            self.tokens.get_nowait()
 
     def take(self, first: bool = False) -> float:
         """Block until a token is due; returns its intended start time."""
@@ -64,8 +72,12 @@ class Pacer:
             self.idle -= 1
 
     def _run(self) -> None:
+        self._feed(self.offsets)
+        self.finished = True
+
+    def _feed(self, offsets: Iterable[float]) -> None:
         put, now, qsize = self.tokens.put, time.time, self.tokens.qsize
-        for offset in self.offsets:
+        for offset in offsets:
             while qsize() >= MAX_BACKLOG:
                 gevent.sleep(0.005)
             due = self.t0 + offset
@@ -76,7 +88,6 @@ class Pacer:
             self.emitted += 1
             if qsize() > self.idle + self.starting:
                 self._grow_if_needed()
-        self.finished = True
 
     def _user_count(self) -> int:
         stamp = time.monotonic()
