@@ -40,6 +40,8 @@ MSG_BUNDLE = "peakready_bundle"
 MSG_TAKEOVER = "peakready_takeover"
 MSG_RETIRE = "peakready_retire"
 MSG_END = "peakready_end"
+MSG_ASK = "peakready_ask"  # worker -> master after being cut off: resume or retire?
+MSG_RESUME = "peakready_resume"
 END_SHIP_S = 30.0  # after the drain time: how long the master waits for the last shards
 TAKEOVER_DELAY_S = 0.5  # arrivals of a lost worker from this far after noticing are re-sent
 
@@ -59,14 +61,38 @@ class MasterCoordinator:
         self.t0: float | None = None
         self.lost: dict[str, float] = {}  # client_id -> when it was found missing
         self.takeovers: list[dict[str, Any]] = []
+        # client_id -> arrival streams it sends for lost workers (see distributed.stream)
+        self.streams: dict[str, list[dict[str, Any]]] = {}
         self.retired: set[str] = set()
         self.end_at: float | None = None
+        self.ending: list[str] = []  # the workers told to end (and waited for)
         self.ended = False
         self.started = False
 
     # --- messages -------------------------------------------------------------------
     def on_hello(self, msg: Any, **_kw: Any) -> None:
         self.names[msg.node_id] = str(msg.data.get("name") or msg.node_id)
+        self.save()
+
+    def on_ask(self, msg: Any, **_kw: Any) -> None:
+        """A worker that was cut off asks whether its share is still its own."""
+        cid = msg.node_id
+        if cid in self.lost:
+            self._retire(cid)
+        else:
+            self.runner.send_message(MSG_RESUME, {}, client_id=cid)
+
+    def _retire(self, cid: str) -> None:
+        if cid in self.retired:
+            self.runner.send_message(MSG_RETIRE, {}, client_id=cid)
+            return
+        self.retired.add(cid)  # back: its arrivals are someone else's now
+        self.runner.send_message(MSG_RETIRE, {}, client_id=cid)
+        log.warning("worker %s came back after its share was taken over: retired (no "
+                    "double count)", self.worker_label(cid))
+        for record in self.takeovers:
+            if record["worker"] == self.worker_label(cid):
+                record["returned_at"] = time.time()
         self.save()
 
     def on_bundle_req(self, msg: Any, **_kw: Any) -> None:
@@ -104,15 +130,14 @@ class MasterCoordinator:
             state = states.get(cid, "missing")  # deleted after a minute missing
             if cid in self.lost:
                 if state != "missing" and cid not in self.retired:
-                    self.retired.add(cid)  # back: its arrivals are someone else's now
-                    self.runner.send_message(MSG_RETIRE, {}, client_id=cid)
-                    log.warning("worker %s came back after its share was taken over: "
-                                "retired (no double count)", self.worker_label(cid))
+                    self._retire(cid)
                 continue
             if state == "missing":
                 self._take_over(cid, profile_duration_s)
 
     def _take_over(self, cid: str, profile_duration_s: float) -> None:
+        """The lost worker's own arrivals, and those it had taken over from workers lost
+        before it, from shortly after now, dealt round-robin to the workers still there."""
         now = time.time()
         self.lost[cid] = now
         alive = sorted(c for c in self.index_of if c not in self.lost)
@@ -125,33 +150,39 @@ class MasterCoordinator:
             record["to"] = []
             log.error("worker %s lost and no worker left to take its arrivals",
                       record["worker"])
-        else:
+            self.save()
+            return
+        own = {"index": self.index_of[cid], "count": self.count, "steps": []}
+        for stream in [own, *self.streams.pop(cid, [])]:
             for rank, other in enumerate(alive):
-                self.runner.send_message(MSG_TAKEOVER, {
-                    "lost_index": self.index_of[cid], "count": self.count,
-                    "from_offset": from_offset, "rank": rank, "ranks": len(alive)},
-                    client_id=other)
-            log.warning("worker %s missing: its arrivals from t=%.1f s go to %s",
-                        record["worker"], from_offset, ", ".join(record["to"]))
+                mine = {**stream, "steps": [*stream["steps"], [from_offset, rank, len(alive)]]}
+                self.streams.setdefault(other, []).append(mine)
+                self.runner.send_message(MSG_TAKEOVER, mine, client_id=other)
+        log.warning("worker %s missing: its arrivals from t=%.1f s go to %s",
+                    record["worker"], from_offset, ", ".join(record["to"]))
         self.save()
 
     # --- the end ----------------------------------------------------------------------
     def active(self) -> list[str]:
-        return [self.worker_label(c) for c in self.index_of if c not in self.lost]
+        """Assigned workers connected now (a lost one that came back too: it has shards)."""
+        states = {w.id: w.state for w in self.runner.clients.all}
+        return [self.worker_label(c) for c in self.index_of
+                if states.get(c, "missing") != "missing"]
 
     def end_done(self, receiver) -> bool:
         """Non-blocking (the shape's tick): broadcast the end once, then True when every
         worker still there has shipped everything, or at the deadline."""
         if self.end_at is None:
             self.end_at = time.monotonic()
+            self.ending = self.active()
             for cid in self.index_of:
-                if cid not in self.lost:
+                if self.worker_label(cid) in self.ending:
                     self.runner.send_message(MSG_END, {}, client_id=cid)
-        done = receiver is None or receiver.all_done(self.active())
+        done = receiver is None or receiver.all_done(self.ending)
         late = time.monotonic() - self.end_at > self.drain_s + END_SHIP_S
         if late and not done:
             log.error("gave up waiting for the last shards of %s",
-                      ", ".join(w for w in self.active() if not receiver.all_done([w])))
+                      ", ".join(w for w in self.ending if not receiver.all_done([w])))
         if done or late:
             self.ended = True
             self.save()

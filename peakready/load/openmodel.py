@@ -87,6 +87,7 @@ class _State:
     receiver: Any = None  # master: writes the shipped shards into the run folder
     coord: Any = None  # master: assignments, takeovers, the end (peakready.load.coordination)
     ended: bool = False  # worker: the master's end message was handled
+    worker_name: str = ""  # worker: --worker-name (the master records it)
 
 
 STATE = _State()

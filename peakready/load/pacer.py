@@ -22,6 +22,9 @@ BATCH_S = 0.001
 # With the user cap hit, tokens queue up; past this many the scheduler waits (their due
 # times are kept, so the lag is still recorded) instead of spending CPU the users need.
 MAX_BACKLOG = 1000
+# A token this late is checked against ``hold`` (a distributed worker: is it cut off from
+# its master, whose takeover may be sending its share?); on time tokens never pay for it.
+STALE_S = 2.0
 USER_COUNT_TTL_S = 0.1  # Locust counts users by walking its greenlets: not per token
 
 
@@ -43,6 +46,10 @@ class Pacer:
         self.finished = False
         self._greenlet: gevent.Greenlet | None = None
         self._extra: list[gevent.Greenlet] = []  # streams taken over from a lost worker
+        # distributed: True when this process has not heard its master for a while; the
+        # pacer then holds its tokens (paused) until the master says resume or retire
+        self.hold: Callable[[], bool] | None = None
+        self.paused = False
         self._users_at = -1.0
         self._users = 0
 
@@ -82,6 +89,10 @@ class Pacer:
                 gevent.sleep(0.005)
             due = self.t0 + offset
             delay = due - now()
+            if delay < -STALE_S and self.hold is not None and self.hold():
+                self.paused = True  # cut off from the master: its arrivals may be others' now
+            while self.paused:  # until the master says resume (or retire: stop() kills us)
+                gevent.sleep(0.05)
             if delay > BATCH_S:
                 gevent.sleep(delay - BATCH_S / 2)
             put(due)

@@ -226,6 +226,8 @@ def wait_for_workers(handle: LoadHandle, count: int, wait_s: float, address: str
     """Until the master has started the test with its ``count`` workers; after
     ``wait_s`` (or if the master dies) it is stopped and BadInput names what is missing:
     nothing was sent yet."""
+    print(f"peakready: waiting up to {wait_s:g} s for {count} worker(s) at {address}: start "
+          f"each with `peakready worker --master {address}`", file=sys.stderr, flush=True)
     deadline = time.monotonic() + wait_s
     status: dict = {}
     while time.monotonic() < deadline and handle.poll() is None:
