@@ -23,7 +23,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from gevent.event import Event
@@ -187,7 +187,7 @@ class Receiver:
     def on_chunk(self, msg: Any, **_kw: Any) -> None:
         data = msg.data
         name, off, piece = str(data.get("file", "")), int(data["off"]), data["data"]
-        if not _FILE_RE.match(name) or not name.startswith(f"{_dir(name)}/{data['worker']}"):
+        if not _FILE_RE.match(name) or PurePosixPath(name).stem.split("-")[0] != data["worker"]:
             log.warning("ignored chunk of %r from %s", name, msg.node_id)
             return
         have = self._have.get(name)
@@ -236,7 +236,3 @@ class Receiver:
     def _existing(self, name: str, size: int | None) -> int:
         path = self._partial(name, size)
         return path.stat().st_size if path.exists() else 0
-
-
-def _dir(name: str) -> str:
-    return name.split("/", 1)[0]

@@ -79,3 +79,49 @@ def test_master_address(bind, external, want):
 def test_a_bad_master_address_is_one_line(bind):
     with pytest.raises(BadInput, match="--master-bind"):
         master_address(LoadSettings(host="http://x", profile="p.csv", master_bind=bind))
+
+
+class _Msg:
+    def __init__(self, data, node_id="client-1"):
+        self.data, self.node_id = data, node_id
+
+
+def test_shipping_a_multi_chunk_shard_and_order_lines_rebuilds_them_exactly(tmp_path):
+    pytest.importorskip("gevent")
+    from peakready.load import shipping
+
+    run_dir, spool = tmp_path / "run", tmp_path / "spool"
+    (spool / "samples").mkdir(parents=True)
+    (spool / "orders").mkdir()
+    shard = spool / "samples" / "w1-00001.parquet"
+    content = bytes(range(256)) * 5000  # 1.25 MB: five chunks, more than one window
+    shard.write_bytes(content)
+    orders = spool / "orders" / "w1.jsonl"
+    orders.write_text('{"order_id": "o1"}\n{"order_id": "o2"}\n{"order_id": "o3')  # torn
+    sent = []
+
+    def to_master(kind, data):
+        sent.append(kind)
+        {shipping.MSG_ANNOUNCE: receiver.on_announce, shipping.MSG_CHUNK: receiver.on_chunk,
+         shipping.MSG_DONE: receiver.on_done}[kind](_Msg(data))
+
+    receiver = shipping.Receiver(run_dir, lambda kind, data, client_id: shipper.on_ack(
+        _Msg(data)))
+    shipper = shipping.Shipper(to_master, "w1", spool, orders)
+    shipper.closed(shard, rows=123)
+    shipper.drain()
+    assert (run_dir / "samples" / "w1-00001.parquet").read_bytes() == content
+    assert not shard.exists()  # arrived: the spool copy is gone
+    assert (run_dir / "orders" / "w1.jsonl").read_text().count("\n") == 2  # whole lines only
+    assert sent.count(shipping.MSG_CHUNK) == 6
+    receiver.save()
+    files = receiver.workers["w1"]["files"]
+    assert files["samples/w1-00001.parquet"] == {"rows": 123, "bytes": len(content),
+                                                 "received": True}
+    # a worker cannot write another worker's files or anything else
+    receiver.on_chunk(_Msg({"worker": "w1", "file": "samples/w2-00001.parquet", "off": 0,
+                            "data": b"x", "size": 1}))
+    receiver.on_chunk(_Msg({"worker": "w1", "file": "../run.json", "off": 0, "data": b"x",
+                            "size": 1}))
+    assert not (run_dir / "samples" / "w2-00001.parquet").exists()
+    assert not (tmp_path / "run.json").exists()
