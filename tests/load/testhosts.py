@@ -62,6 +62,16 @@ def _can_netns() -> str:
     return ""
 
 
+def _remove_stale() -> None:
+    """Namespaces of a test process that was killed before its fixture could clean up."""
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=20)
+    for line in out.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        owner = name[2:].split("-")[0] if name.startswith("pr") and "-" in name else ""
+        if owner.isdigit() and not os.path.exists(f"/proc/{owner}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, timeout=20)
+
+
 @contextlib.contextmanager
 def hosts(workers: int) -> Iterator[Hosts]:
     why_not = _can_netns()
@@ -69,6 +79,7 @@ def hosts(workers: int) -> Iterator[Hosts]:
         yield Hosts(False, "127.0.0.1", ["127.0.0.1"] * workers,
                     reason=f"loopback processes instead of network namespaces ({why_not})")
         return
+    _remove_stale()
     tag = f"pr{os.getpid() % 100000}"
     net = 77 + os.getpid() % 50
     names = [f"{tag}-m", *(f"{tag}-w{i}" for i in range(workers))]
