@@ -58,6 +58,12 @@ class SampleStore:
     def endpoints(self) -> list[str]:
         raise NotImplementedError
 
+    def prefetch(self, windows: Sequence[tuple[float, float]], qs: Sequence[float],
+                 grids: Sequence[tuple[np.ndarray, float, float]] = ()) -> None:
+        """Windows (``window``) and grids (``slo_bins`` of ``*``: absolute starts, width,
+        q) that will be asked: a store that scans per question answers them all at once.
+        In memory each question is a slice of the frame already, so nothing to do."""
+
     def window(self, lo: float, hi: float, qs: Sequence[float]) -> pd.DataFrame:
         """Index ``endpoint`` (``*`` included): ``WINDOW_COLUMNS`` plus ``rt_<q>`` and
         ``corr_<q>`` (percentiles of successful requests, plain and from the intended
@@ -241,6 +247,8 @@ class DuckStore(SampleStore):
         import duckdb
 
         self._rows = rows
+        self._windows: dict[tuple[float, float], tuple[pd.DataFrame, set[str]]] = {}
+        self._grids: dict[Any, pd.DataFrame] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="peakready-duckdb-")
         self.con = duckdb.connect(config={
             "threads": int(os.environ.get("PEAKREADY_DUCKDB_THREADS", "2")),
@@ -286,12 +294,43 @@ class DuckStore(SampleStore):
                          usr AS "user", attack, worker FROM raw WHERE attack <> ''""")
 
     def endpoints(self) -> list[str]:
-        if not hasattr(self, "_endpoints"):
-            self._endpoints = sorted(self.q("SELECT m || ' ' || n AS e FROM s GROUP BY m, n"
-                                            )["e"])
-        return list(self._endpoints)
+        return [f"{m} {n}" for m, n in self.pairs()]
+
+    def pairs(self) -> list[tuple[str, str]]:
+        """(method, name) of every endpoint, sorted by their label."""
+        if not hasattr(self, "_pairs"):
+            got = self.q("SELECT m, n FROM s GROUP BY m, n")
+            self._pairs = sorted(zip(got["m"], got["n"], strict=True),
+                                 key=lambda p: f"{p[0]} {p[1]}")
+        return list(self._pairs)
+
+    def prefetch(self, windows: Sequence[tuple[float, float]], qs: Sequence[float],
+                 grids: Sequence[tuple[np.ndarray, float, float]] = ()) -> None:
+        """Answer ``window`` for every ``(lo, hi)`` of ``windows`` (with ``qs``) and
+        ``slo_bins`` for every grid ``(absolute starts, width, q)`` in two passes over the
+        shards (``analysis.windowpass``), instead of one scan per window; later calls with
+        these arguments are read from memory."""
+        from analysis.windowpass import Grid, compute
+
+        todo = [(float(lo), float(hi)) for lo, hi in windows
+                if not self._have_window(float(lo), float(hi), qs)]
+        todo_g = [Grid(tuple(float(x) for x in starts), float(width), float(q))
+                  for starts, width, q in grids]
+        todo_g = [g for g in todo_g if g not in self._grids]
+        if not todo and not todo_g:
+            return
+        frames, bins = compute(self.con, self.pairs(), todo, qs, todo_g, self.has_lag())
+        for key, frame in frames.items():
+            self._windows[key] = (frame, {qkey(q) for q in qs})
+        self._grids.update(zip(todo_g, bins, strict=True))
+
+    def _have_window(self, lo: float, hi: float, qs: Sequence[float]) -> bool:
+        got = self._windows.get((lo, hi))
+        return got is not None and {qkey(q) for q in qs} <= got[1]
 
     def window(self, lo: float, hi: float, qs: Sequence[float]) -> pd.DataFrame:
+        if self._have_window(lo, hi, qs):
+            return self._windows[(lo, hi)][0].copy()
         qlist = "[" + ", ".join(repr(float(q)) for q in qs) + "]"
         lag = self.has_lag()
         corr = ("quantile_cont(rt_ms + lag_ms, {qlist}) FILTER (ok)" if lag else "NULL"
@@ -315,6 +354,12 @@ class DuckStore(SampleStore):
 
     def slo_bins(self, t0: float, starts: np.ndarray, width: float, q: float,
                  endpoint: str = ALL) -> pd.DataFrame:
+        if endpoint == ALL:
+            from analysis.windowpass import Grid
+
+            key = Grid(tuple(float(t0 + x) for x in starts), float(width), float(q))
+            if key in self._grids:
+                return self._grids[key].copy()
         n = len(starts)
         lo = t0 + float(starts[0]) if n else t0
         where = "" if endpoint == ALL else "AND endpoint = ?"

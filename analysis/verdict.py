@@ -45,11 +45,15 @@ def analyze(run_dir: Path | str, baseline_dir: Path | str | None = None) -> dict
         raise BadInput(f"{path / runfolder.PLAN_YAML}: {errors[0]}"
                        + (f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""))
     ctx = checks_mod.context(run, load_run(base_path) if base_path is not None else None)
+    windows = phases_mod.windows(run, ctx.phases, ctx.faults)
+    plan_checks = run.plan.get("checks")
+    ctx.prefetch(checks_mod.DEFAULT_CHECKS if plan_checks is None else plan_checks,
+                 list(zip(windows["start_s"], windows["end_s"], strict=True)))
     checked = checks_mod.evaluate(ctx, run.plan.get("checks"))
     comparison = next((r.evidence for r in checked if r.check == "regression"), None)
     results = [r.to_dict() for r in checked]
-    table = stats.per_window(run.store, phases_mod.windows(run, ctx.phases, ctx.faults),
-                             run.t0, ctx.profile, window_stats=ctx.window_frame)
+    table = stats.per_window(run.store, windows, run.t0, ctx.profile,
+                             window_stats=ctx.window_frame)
     images = draw(run, ctx, results, comparison)
     verdict = build(run, ctx, results, table, comparison, sorted(images))
     verdict["analysis_seconds"] = round(time.perf_counter() - started, 3)

@@ -99,6 +99,7 @@ def evaluate(ctx: Context, checks: Mapping[str, Any] | None) -> list[CheckResult
     """Every declared kind (and every implicit one), in dependency order, each seeing the
     results of the kinds it ``needs``. A plan without ``checks`` gets ``DEFAULT_CHECKS``."""
     checks = DEFAULT_CHECKS if checks is None else checks
+    ctx.prefetch(checks)
     done: dict[str, list[CheckResult]] = {}
     for kind in REGISTRY.ordered():
         cfg = checks.get(kind.name)

@@ -10,7 +10,7 @@ import numpy as np
 
 from analysis.checks import fields
 from analysis.checks.context import Context, level_before, metric, win, within_slo
-from analysis.checks.registry import CheckKind, register
+from analysis.checks.registry import Asks, CheckKind, register
 from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
 
 
@@ -37,14 +37,25 @@ def plateaus(points: np.ndarray, min_s: float) -> list[tuple[float, float, float
     return out
 
 
+def settled(steps: list[tuple[float, float, float]]) -> list[tuple[float, float, float]]:
+    """Each plateau without the transient after its step (its first 20%)."""
+    return [(start + 0.2 * (end - start), end, rps) for start, end, rps in steps]
+
+
+def asks(ctx: Context, cfg: Any) -> Asks:
+    if ctx.profile is None:
+        return Asks()
+    steps = settled(plateaus(ctx.profile, float(cfg.get("min_plateau_s", 3.0))))
+    return Asks([(settle, end, ()) for settle, end, _ in steps])
+
+
 def _plateau_rows(ctx: Context, cfg: dict[str, Any],
                   steps: list[tuple[float, float, float]]) -> list[dict[str, Any]]:
     instances = metric(ctx, "GroupInServiceInstances")
     if instances.empty:
         instances = metric(ctx, "HealthyHostCount")
     rows = []
-    for start, end, rps in steps:
-        settle = start + 0.2 * (end - start)  # skip the transient after each step
+    for settle, end, rps in settled(steps):
         st = ctx.stats({"start_s": settle, "end_s": end})
         if not st.requests:
             continue
@@ -105,4 +116,4 @@ def _capacity(ctx: Context, cfg: dict[str, Any]) -> CheckResult:
                        window=window, evidence=evidence)
 
 
-KIND = register(CheckKind("capacity", validate, evaluate, order=70))
+KIND = register(CheckKind("capacity", validate, evaluate, order=70, asks=asks))

@@ -4,6 +4,7 @@ p95 and error rate, of the alarm transitions and of a metric's series."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,6 +46,30 @@ class Context:
             frame = self.phases.loc[self.phases["name"] == selector]
         return [{"name": r.name, "start_s": float(r.start_s), "end_s": float(r.end_s)}
                 for r in frame.itertuples()]
+
+    def prefetch(self, checks: Mapping[str, Any] | None,
+                 extra: Sequence[tuple[float, float]] = ()) -> None:
+        """Tell the store every window and SLO grid the plan's kinds declare (``asks``)
+        plus ``extra`` windows (the report's table), so out of core they are answered in
+        one pass over the shards rather than one scan each."""
+        from analysis.checks.registry import REGISTRY
+
+        windows = [(float(a), float(b)) for a, b in extra]
+        quantiles = dict.fromkeys(QUANTILES)
+        grids = []
+        for kind in REGISTRY.ordered():
+            cfg = (checks or {}).get(kind.name)
+            if kind.asks is None or not cfg or (kind.needs_baseline and self.baseline is None):
+                continue
+            asks = kind.asks(self, cfg)
+            for start_s, end_s, qs in asks.windows:
+                windows.append((float(start_s), float(end_s)))
+                quantiles.update(dict.fromkeys(qs))
+            grids += asks.grids
+        t0 = self.run.t0
+        self.store.prefetch([(t0 + a, t0 + b) for a, b in dict.fromkeys(windows)],
+                            list(quantiles), [(t0 + np.asarray(starts, dtype=float), width, q)
+                                              for starts, width, q in grids])
 
     def samples(self, window: dict[str, Any], endpoint: str) -> pd.DataFrame:
         """The window's raw samples. Fine for a small run; at campaign scale this reads the

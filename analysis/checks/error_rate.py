@@ -7,7 +7,7 @@ from typing import Any
 
 from analysis.checks import fields
 from analysis.checks.context import Context, no_window, win
-from analysis.checks.registry import CheckKind, SloLine, phase_refs, register
+from analysis.checks.registry import Asks, CheckKind, SloLine, phase_refs, register
 from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
 
 
@@ -24,6 +24,11 @@ def slo_lines(cfg: Any) -> list[SloLine]:
     """The tightest whole-shop limit (one line on the error-rate axis)."""
     limits = [float(c["max"]) for c in cfg or [] if c.get("endpoint", "*") == "*"]
     return [SloLine("error_rate", "max error rate", min(limits))] if limits else []
+
+
+def asks(ctx: Context, cfg: Any) -> Asks:
+    return Asks([(w["start_s"], w["end_s"], ()) for item in cfg
+                 for w in ctx.window(item.get("phase", "*"))])
 
 
 def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:
@@ -62,4 +67,5 @@ def _one(ctx: Context, item: dict[str, Any]) -> list[CheckResult]:
 
 
 KIND = register(CheckKind("error_rate", validate, evaluate, order=20,
-                          refs=phase_refs("error_rate"), slo_lines=slo_lines))
+                          refs=phase_refs("error_rate"), slo_lines=slo_lines,
+                          asks=asks))

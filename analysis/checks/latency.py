@@ -8,7 +8,7 @@ from typing import Any
 
 from analysis.checks import fields
 from analysis.checks.context import Context, no_window, win
-from analysis.checks.registry import CheckKind, SloLine, phase_refs, register
+from analysis.checks.registry import Asks, CheckKind, SloLine, phase_refs, register
 from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
 
 
@@ -27,6 +27,11 @@ def validate(errors: list[str], where: str, value: Any) -> None:
 def slo_lines(cfg: Any) -> list[SloLine]:
     return [SloLine("latency_ms", f"p{float(c['percentile']):g}", float(c["max_ms"]))
             for c in cfg or [] if c.get("endpoint", "*") == "*"]
+
+
+def asks(ctx: Context, cfg: Any) -> Asks:
+    return Asks([(w["start_s"], w["end_s"], (float(item["percentile"]) / 100.0,))
+                 for item in cfg for w in ctx.window(item.get("phase", "*"))])
 
 
 def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:
@@ -71,4 +76,4 @@ def _one(ctx: Context, item: dict[str, Any]) -> list[CheckResult]:
 
 
 KIND = register(CheckKind("latency", validate, evaluate, order=10, refs=phase_refs("latency"),
-                          slo_lines=slo_lines))
+                          slo_lines=slo_lines, asks=asks))

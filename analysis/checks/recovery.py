@@ -18,7 +18,7 @@ from analysis.checks.context import (
     win,
     within_slo,
 )
-from analysis.checks.registry import CheckKind, SloLine, register
+from analysis.checks.registry import Asks, CheckKind, SloLine, register
 from analysis.checks.result import FAIL, PASS, SKIPPED, CheckResult
 
 
@@ -37,11 +37,21 @@ def slo_lines(cfg: Any) -> list[SloLine]:
     return [SloLine("latency_ms", "p95 recovery", float(cfg["p95_ms"]))] if cfg else []
 
 
+def edges(ctx: Context, start_s: float, window_s: float) -> np.ndarray:
+    """The starts of the fixed windows from the fault start to the end of the run."""
+    return np.arange(start_s, ctx.run.duration_s + 1e-9, window_s)
+
+
+def asks(ctx: Context, cfg: Any) -> Asks:
+    w = float(cfg["window_s"])
+    return Asks(grids=[(edges(ctx, fault.start_s, w), w, 0.95)
+                       for fault in ctx.faults.itertuples()])
+
+
 def recovery_windows(ctx: Context, start_s: float, window_s: float, p95_ms: float,
                      max_error_rate: float) -> pd.DataFrame:
     """Fixed windows from the fault start to the end of the run, each judged against the SLO."""
-    edges = np.arange(start_s, ctx.run.duration_s + 1e-9, window_s)
-    wins = ctx.slo_windows(edges, window_s)
+    wins = ctx.slo_windows(edges(ctx, start_s, window_s), window_s)
     wins["good"] = [within_slo(n, err, p95, p95_ms, max_error_rate) for n, err, p95 in
                     zip(wins["requests"], wins["error_rate"], wins["p95_ms"], strict=True)]
     return wins
@@ -109,5 +119,5 @@ def _one(ctx: Context, cfg: dict[str, Any], fault: Any) -> CheckResult:
                        evidence=evidence, figure=figure)
 
 
-KIND = register(CheckKind("recovery", validate, evaluate, order=30, slo_lines=slo_lines,
+KIND = register(CheckKind("recovery", validate, evaluate, order=30, slo_lines=slo_lines, asks=asks,
                           fault_column=("recovery", "{:g} s")))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,6 +51,17 @@ class SloLine:
     value: float
 
 
+@dataclass
+class Asks:
+    """What a kind will ask of the samples, declared before any kind runs so an out-of-core
+    store answers every kind's windows in one pass (``Context.prefetch``): ``windows``
+    ``(start_s, end_s, quantiles)`` for ``ctx.stats``, ``grids`` ``(starts_s, width_s, q)``
+    for ``ctx.slo_windows``."""
+
+    windows: list[tuple[float, float, tuple[float, ...]]] = field(default_factory=list)
+    grids: list[tuple[Any, float, float]] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class CheckKind:
     name: str
@@ -67,6 +78,9 @@ class CheckKind:
     """Position in verdict.json among kinds that do not depend on each other."""
     refs: Callable[[Any], list[Ref]] | None = None
     slo_lines: Callable[[Any], list[SloLine]] | None = None
+    asks: Callable[[Context, Any], Asks] | None = None
+    """The windows the kind's evaluator will ask about (an optimisation: a window not
+    declared is answered on its own when asked)."""
     fault_column: tuple[str, str] | None = None
     """``(column, number format)`` in the report's fault table, e.g. ``("recovery", "{:g} s")``:
     the kind's per-fault results carry ``evidence["fault"]``."""
