@@ -286,7 +286,7 @@ class DuckStore(SampleStore):
         return self._rows
 
     def shoppers(self) -> int:
-        return int(self.con.execute("SELECT count(*) FROM s").fetchone()[0])
+        return int(self._per_endpoint()["rows"].sum())
 
     def attacks(self) -> pd.DataFrame:
         """The attack requests (few): a frame like ``load.read_samples`` gives."""
@@ -298,11 +298,17 @@ class DuckStore(SampleStore):
 
     def pairs(self) -> list[tuple[str, str]]:
         """(method, name) of every endpoint, sorted by their label."""
-        if not hasattr(self, "_pairs"):
-            got = self.q("SELECT m, n FROM s GROUP BY m, n")
-            self._pairs = sorted(zip(got["m"], got["n"], strict=True),
-                                 key=lambda p: f"{p[0]} {p[1]}")
-        return list(self._pairs)
+        got = self._per_endpoint()
+        return sorted(zip(got["m"], got["n"], strict=True), key=lambda p: f"{p[0]} {p[1]}")
+
+    def _per_endpoint(self) -> pd.DataFrame:
+        """One scan for what several questions start from: the endpoints, the shopper
+        count, the span and whether any request lagged its schedule."""
+        if not hasattr(self, "_endpoint_rows"):
+            self._endpoint_rows = self.q("""SELECT m, n, count(*) AS rows,
+                    least(min(its), min(ts)) AS first, max(ts + rt_ms / 1000.0) AS last,
+                    max(lag_ms) AS lag FROM s GROUP BY m, n""")
+        return self._endpoint_rows
 
     def prefetch(self, windows: Sequence[tuple[float, float]], qs: Sequence[float],
                  grids: Sequence[tuple[np.ndarray, float, float]] = ()) -> None:
@@ -454,11 +460,10 @@ class DuckStore(SampleStore):
         return out
 
     def _overview(self) -> tuple[Any, Any, Any]:
-        if not hasattr(self, "_over"):
-            self._over = self.con.execute("SELECT least(min(its), min(ts)), "
-                                          "max(ts + rt_ms / 1000.0), max(lag_ms) FROM s"
-                                          ).fetchone()
-        return self._over
+        got = self._per_endpoint()
+        if got.empty:
+            return None, None, None
+        return got["first"].min(), got["last"].max(), got["lag"].max()
 
     def has_lag(self) -> bool:
         """Did any request start later than scheduled? If not, every corrected percentile

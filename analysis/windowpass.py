@@ -136,6 +136,12 @@ def _fetch(con: Any, base: str, ne: int, need: dict[str, set[int]]) -> dict[str,
             "ce": f"(sf::BIGINT * {max(ne, 1)} + e) * {K_SPAN} + (kc + {K_OFF})",
             "s": f"ss::BIGINT * {K_SPAN} + (k + {K_OFF})"}
     clauses = []
+    buckets = {"k": sorted({x % K_SPAN - K_OFF for n in ("fa", "fe", "s") for x in need[n]}),
+               "kc": sorted({x % K_SPAN - K_OFF for n in ("ca", "ce") for x in need[n]})}
+    # the few needed buckets first (a constant list: cheap), so the key look-ups below run
+    # on a small fraction of the rows
+    pre = " OR ".join(f"{col} IN ({', '.join(map(str, ks))})" for col, ks in buckets.items()
+                      if ks)
     for name, expr in keys.items():
         if need[name]:
             con.register(f"wp_need_{name}", pd.DataFrame(
@@ -144,7 +150,7 @@ def _fetch(con: Any, base: str, ne: int, need: dict[str, set[int]]) -> dict[str,
     if not clauses:
         return {c: np.zeros(0) for c in ("sf", "ss", "e", "k", "kc", "rt", "cr")}
     got = con.execute(f"""SELECT sf, ss, e, k, kc, rt, cr FROM ({base}) WHERE ok AND
-        ({' OR '.join(clauses)})""").df()
+        ({pre}) AND ({' OR '.join(clauses)})""").df()
     return {c: got[c].astype("float64").to_numpy() for c in got.columns}
 
 
