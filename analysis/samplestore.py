@@ -80,6 +80,12 @@ class SampleStore:
     def top_errors(self, lo: float, hi: float, endpoint: str, k: int) -> dict[str, int]:
         raise NotImplementedError
 
+    def outcomes(self, lo: float, hi: float, endpoint: str = ALL) -> pd.DataFrame:
+        """Requests per ``endpoint``, ``status`` and ``error`` in the window (column ``n``;
+        few rows: a check counts what it looks for, a WAF's 403s, a search tier's 429s,
+        with its own predicate on this frame instead of on every sample)."""
+        raise NotImplementedError
+
     def users(self, lo: float, hi: float, endpoint: str | None = None, ok: bool | None = None,
               error_prefix: str | None = None) -> pd.Series:
         """Requests per user (index: user) among the window's requests to ``endpoint``,
@@ -146,6 +152,12 @@ class MemoryStore(SampleStore):
     def top_errors(self, lo: float, hi: float, endpoint: str, k: int) -> dict[str, int]:
         part = self.part(lo, hi, endpoint)
         return part.loc[~part["ok"], "error"].astype(str).value_counts().head(k).to_dict()
+
+    def outcomes(self, lo: float, hi: float, endpoint: str = ALL) -> pd.DataFrame:
+        part = self.part(lo, hi, endpoint)
+        got = (part.assign(endpoint=part["endpoint"].astype(str), error=part["error"].astype(str))
+               .groupby(["endpoint", "status", "error"], sort=True).size())
+        return got.rename("n").reset_index()
 
     def users(self, lo: float, hi: float, endpoint: str | None = None, ok: bool | None = None,
               error_prefix: str | None = None) -> pd.Series:
@@ -388,6 +400,14 @@ class DuckStore(SampleStore):
                          {where} GROUP BY error ORDER BY n DESC, error LIMIT {int(k)}""",
                      [lo, hi] + ([endpoint] if where else []))
         return dict(zip(got["error"], got["n"].astype(int), strict=True))
+
+    def outcomes(self, lo: float, hi: float, endpoint: str = ALL) -> pd.DataFrame:
+        where = "" if endpoint == ALL else "AND endpoint = ?"
+        got = self.q(f"""SELECT m || ' ' || n AS endpoint, status, error, count(*) AS n
+                         FROM s WHERE ts >= ? AND ts < ? {where} GROUP BY m, n, status, error
+                         ORDER BY endpoint, status, error""",
+                     [lo, hi] + ([endpoint] if where else []))
+        return got.astype({"status": "int64", "n": "int64"})
 
     def users(self, lo: float, hi: float, endpoint: str | None = None, ok: bool | None = None,
               error_prefix: str | None = None) -> pd.Series:

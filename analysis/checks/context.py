@@ -131,6 +131,12 @@ class Context:
         return self.store.top_errors(self.run.t0 + window["start_s"],
                                      self.run.t0 + window["end_s"], endpoint, k)
 
+    def outcomes(self, window: dict[str, Any], endpoint: str = "*") -> pd.DataFrame:
+        """Requests per endpoint, status and error in the window (``SampleStore.outcomes``):
+        what a kind counting particular answers (403, 429, partial results) filters."""
+        return self.store.outcomes(self.run.t0 + window["start_s"],
+                                   self.run.t0 + window["end_s"], endpoint)
+
     def users(self, window: dict[str, Any], endpoint: str | None = None,
               ok: bool | None = None, error_prefix: str | None = None) -> pd.Series:
         """Requests per user (index: user) in the window, of ``endpoint``, ``ok`` or not,

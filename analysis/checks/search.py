@@ -114,7 +114,8 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
 
 
 def _rates(ctx: Context, cfg: dict, endpoint: str, window: dict) -> list[CheckResult]:
-    part = ctx.samples(window, endpoint)
+    part = ctx.outcomes(window, endpoint)  # per status and error: the masks apply to it
+    total = int(part["n"].sum())
     min_requests = int(cfg.get("min_requests", 10))
     out = []
     for key, what, mask in (("max_rejected", "rejected", rejected_mask),
@@ -123,15 +124,15 @@ def _rates(ctx: Context, cfg: dict, endpoint: str, window: dict) -> list[CheckRe
             continue
         limit = float(cfg[key])
         name = f"search {what} in {window['name']}"
-        if len(part) < min_requests:
+        if total < min_requests:
             out.append(CheckResult(name, "search", SKIPPED,
-                                   f"{len(part)} {endpoint} requests in the window (< "
+                                   f"{total} {endpoint} requests in the window (< "
                                    f"{min_requests}): no evidence", threshold=limit,
                                    unit="ratio", window=win(window)))
             continue
-        count = int(mask(part).sum())
-        rate = count / len(part)
-        evidence: dict[str, Any] = {"requests": len(part), what.replace(" ", "_"): count,
+        count = int(part["n"].to_numpy()[mask(part)].sum())
+        rate = count / total
+        evidence: dict[str, Any] = {"requests": total, what.replace(" ", "_"): count,
                                     "endpoint": endpoint}
         if key == "max_rejected":
             evidence["ThreadpoolSearchRejected_increase"] = metric_rejections(
@@ -139,7 +140,7 @@ def _rates(ctx: Context, cfg: dict, endpoint: str, window: dict) -> list[CheckRe
         verdict = PASS if rate <= limit else FAIL
         out.append(CheckResult(
             name, "search", verdict,
-            f"{count}/{len(part)} searches {what} = {rate:.2%} "
+            f"{count}/{total} searches {what} = {rate:.2%} "
             f"{'<=' if verdict == PASS else '>'} {limit:.2%}",
             measured=rate, threshold=limit, unit="ratio", window=win(window),
             evidence=evidence))

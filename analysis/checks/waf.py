@@ -9,6 +9,7 @@ request) that name the rule. A record without the load's attack tag header is a 
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Mapping
 from pathlib import Path
@@ -138,27 +139,30 @@ def _attacks(ctx: Context, cfg: dict, blocks: list[dict], passed: list[dict]
 def _false_blocks(ctx: Context, cfg: dict, log: list[dict] | None,
                   shopper_blocks: list[dict]) -> list[CheckResult]:
     limit = float(cfg.get("max_false_block_rate", 0.01))
-    shoppers = ctx.run.samples
-    if not len(shoppers):
+    # every shopper request, per endpoint, status and error
+    shoppers = ctx.outcomes({"start_s": -math.inf, "end_s": math.inf})
+    requests = int(shoppers["n"].sum())
+    if not requests:
         return [CheckResult("waf false blocks", "waf", SKIPPED, "no shopper requests")]
     if not _waf_seen(ctx, log):
         return [CheckResult("waf false blocks", "waf", SKIPPED,
                             "no WAF log and no AWS/WAFV2 metrics: cannot tell a WAF block",
                             threshold=limit, unit="ratio")]
-    blocked = int((shoppers["status"] == 403).sum())
-    rate = blocked / len(shoppers)
+    blocks = shoppers.loc[shoppers["status"] == 403]
+    blocked = int(blocks["n"].sum())
+    rate = blocked / requests
     rules = Counter(_rule(r) for r in shopper_blocks)
     named = ", ".join(f"{k} ({v})" for k, v in rules.most_common(3)) or \
         ("no WAF log record names the rule" if blocked else "")
     verdict = PASS if rate <= limit else FAIL
-    by_endpoint = shoppers.loc[shoppers["status"] == 403, "endpoint"].astype(str) \
-        .value_counts().head(5).to_dict()
+    by_endpoint = {str(k): int(v) for k, v in blocks.groupby("endpoint")["n"].sum()
+                   .sort_values(ascending=False, kind="stable").head(5).items()}
     return [CheckResult(
         "waf false blocks", "waf", verdict,
-        f"{blocked}/{len(shoppers)} shopper requests blocked = {rate:.2%} "
+        f"{blocked}/{requests} shopper requests blocked = {rate:.2%} "
         f"{'<=' if verdict == PASS else '>'} {limit:.2%}" + (f"; by {named}" if blocked else ""),
         measured=rate, threshold=limit, unit="ratio",
-        evidence={"requests": len(shoppers), "blocked": blocked, "rules": dict(rules),
+        evidence={"requests": requests, "blocked": blocked, "rules": dict(rules),
                   "endpoints": by_endpoint})]
 
 
@@ -171,7 +175,7 @@ def _rate_rules(ctx: Context, log: list[dict] | None, shopper_blocks: list[dict]
     rated = [r for r in shopper_blocks if r.get("terminatingRuleType") == "RATE_BASED"]
     if not rated:
         return CheckResult(name, "waf", PASS, "no shopper request was blocked by a rate-based "
-                           f"rule ({len(ctx.run.samples)} shopper requests)",
+                           f"rule ({ctx.run.requests} shopper requests)",
                            evidence={"blocked": 0})
     rules = Counter(str(r.get("terminatingRuleId")) for r in rated)
     addrs = Counter((r.get("httpRequest") or {}).get("clientIp") for r in rated)

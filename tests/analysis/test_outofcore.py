@@ -104,3 +104,37 @@ def test_engine_is_chosen_by_size_or_forced(run_dir, monkeypatch):
     assert choose_engine(run_dir / "samples") == "memory"
     with pytest.raises(ValueError):
         choose_engine(run_dir / "samples", "polars")
+
+
+def test_waf_and_search_count_the_same_answers_out_of_core(run_dir):
+    """403s (a WAF block), 429s and partial results of search counted from the store's
+    per-status tallies, in memory and out of core alike, without reading the samples."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for shard in sorted((run_dir / "samples").glob("*.parquet")):
+        frame = pq.read_table(shard).to_pandas()
+        i = np.arange(len(frame))
+        search = (frame["name"] == "/api/search").to_numpy()
+        blocked = i % 61 == 0
+        rejected = search & (i % 7 == 1)
+        partial = search & (i % 11 == 2) & ~rejected
+        frame.loc[blocked, ["status", "ok", "error"]] = [403, False, "HTTPError 403"]
+        frame.loc[rejected, ["status", "ok", "error"]] = [
+            429, False, "search rejected: HTTP 429 es_rejected_execution_exception"]
+        frame.loc[partial, "error"] = "partial search results: 1/3 shards failed"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), shard)
+    (run_dir / "logs").mkdir()
+    (run_dir / "logs" / "waf-log.jsonl").write_text("")  # a WAF was there, no record kept
+    plan = {"waf": {"max_false_block_rate": 0.05},
+            "search": {"max_rejected": 0.05, "max_partial": 0.2}}
+    got = both(run_dir)
+    res = {e: [r.to_dict() for r in checks.evaluate(ctx, plan)] for e, (_, ctx) in got.items()}
+    assert_same(res["memory"], res["duckdb"])
+    assert got["duckdb"][0].sample_frame is None
+    by_name = {r["name"]: r for r in res["duckdb"]}
+    blocks = by_name["waf false blocks"]["evidence"]
+    assert blocks["blocked"] > 0 and blocks["requests"] == got["memory"][0].requests
+    rejected = [r for r in res["duckdb"] if r["name"].startswith("search rejected")]
+    assert rejected and all(r["verdict"] == "fail" for r in rejected)  # 1 in 7 > 5%
+    assert all(r["evidence"]["rejected"] > 0 for r in rejected)
