@@ -91,9 +91,17 @@ def sent_requests(samples_dir: Path) -> pd.DataFrame:
 def blocked_at_edge(run_dir: Path, sent: pd.DataFrame) -> tuple[set[str], str]:
     """Request ids the WAF blocked (they never reached a storefront, so no API log record
     is owed) and where that came from."""
+    ids = _waf_log_ids(run_dir)
+    if ids is None:
+        return set(sent.loc[sent["status"] == WAF_BLOCK_STATUS, "request_id"]), "status 403"
+    return ids, "WAF log"
+
+
+def _waf_log_ids(run_dir: Path) -> set[str] | None:
+    """The request ids of the WAF log's BLOCK records; None without a WAF log."""
     log = waf.read_log(run_dir)
     if log is None:
-        return set(sent.loc[sent["status"] == WAF_BLOCK_STATUS, "request_id"]), "status 403"
+        return None
     ids = set()
     for record in log:
         if record.get("action") != "BLOCK":
@@ -101,7 +109,7 @@ def blocked_at_edge(run_dir: Path, sent: pd.DataFrame) -> tuple[set[str], str]:
         for h in (record.get("httpRequest") or {}).get("headers") or []:
             if str(h.get("name", "")).lower() == "x-request-id":
                 ids.add(str(h.get("value", "")))
-    return ids, "WAF log"
+    return ids
 
 
 def per_bucket(sent: pd.DataFrame, landed: pd.DataFrame, t0: float, bucket_s: int,
@@ -129,6 +137,64 @@ def per_bucket(sent: pd.DataFrame, landed: pd.DataFrame, t0: float, bucket_s: in
     out["start_s"] = out["bucket"] - t0
     out["end_s"] = out["start_s"] + bucket_s
     return out
+
+
+def sent_shards(samples_dir: Path) -> list[Path]:
+    """The shards that have a ``request_id`` column (the others predate it)."""
+    out = []
+    for shard in sorted(samples_dir.glob("*.parquet")) if samples_dir.is_dir() else []:
+        try:
+            if "request_id" in pq.read_schema(shard).names:
+                out.append(shard)
+        except (OSError, pa.ArrowException):
+            continue
+    return out
+
+
+def per_bucket_out_of_core(con: Any, shards: list[Path], landed: Path, t0: float,
+                           bucket_s: int, max_freshness_s: float | None,
+                           blocked: set[str] | None) -> tuple[pd.DataFrame, int, int]:
+    """``per_bucket`` in DuckDB over the shards and landed.parquet (a campaign-scale run's
+    ids never sit in memory), plus the number of ids the WAF answered and of landed
+    records no sample explains. ``blocked`` None: the 403s are the WAF's (no WAF log).
+    The same rules as in memory: the first sample of an id (shard, then row order) is its
+    request; a landed record joins every sample row of its id."""
+    files = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in shards) + "]"
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW lp_sent AS SELECT request_id, ts, status,
+        filename AS f, file_row_number AS r FROM read_parquet({files}, filename = true,
+        file_row_number = true, union_by_name = true)""")
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW lp_landed AS SELECT coalesce(request_id::VARCHAR,
+        '') AS request_id, copies, landed_ts FROM read_parquet('{str(landed).replace("'", "''")}')
+        """)
+    if blocked is None:
+        con.execute("""CREATE OR REPLACE TEMP TABLE lp_blocked AS SELECT DISTINCT request_id
+                       FROM lp_sent WHERE status = ? AND request_id IS NOT NULL""",
+                    [WAF_BLOCK_STATUS])
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE lp_blocked (request_id VARCHAR)")
+        con.executemany("INSERT INTO lp_blocked VALUES (?)", [(b,) for b in sorted(blocked)])
+    n_blocked = int(con.execute("SELECT count(*) FROM lp_blocked").fetchone()[0])
+    late = (f"count(*) FILTER (copies IS NOT NULL AND landed_ts - ts > {float(max_freshness_s)!r})"
+            if max_freshness_s else "0")
+    na = ", ".join(str(x) for x in NOT_ANSWERED)
+    table = con.execute(f"""WITH answered AS (
+            SELECT request_id, arg_min(ts, {{'f': f, 'r': r}}) AS ts FROM lp_sent
+            WHERE status NOT IN ({na}) AND request_id <> ''
+              AND request_id NOT IN (SELECT request_id FROM lp_blocked)
+            GROUP BY request_id)
+        SELECT {t0!r}::DOUBLE + floor((ts - {t0!r}::DOUBLE) / {bucket_s}) * {bucket_s} AS bucket,
+            count(*) AS expected, count(copies) AS found,
+            sum(greatest(coalesce(copies, 1) - 1, 0))::DOUBLE AS duplicates, {late} AS late,
+            max(landed_ts - ts) AS max_lag_s, max(ts) AS last_ts
+        FROM answered LEFT JOIN lp_landed USING (request_id)
+        GROUP BY bucket ORDER BY bucket""").df()
+    stray = int(con.execute("""SELECT count(*) FROM lp_landed l WHERE NOT EXISTS (
+        SELECT 1 FROM lp_sent s WHERE s.request_id = l.request_id)""").fetchone()[0])
+    table["missing"] = table["expected"] - table["found"]
+    table["completeness"] = table["found"] / table["expected"]
+    table["start_s"] = table["bucket"] - t0
+    table["end_s"] = table["start_s"] + bucket_s
+    return table, n_blocked, stray
 
 
 def _throttled(firehose: pd.DataFrame | None, lo: float, hi: float) -> float | None:
@@ -166,16 +232,11 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
         return [CheckResult(name, verdict=INCONCLUSIVE,
                             reason=f"could not be verified: {failed['ids']}", figure=None,
                             evidence={"queries": summary.get("queries")}, **base)]
-    landed = _read(run_dir / "api_logs" / "landed.parquet")
     firehose = _read(run_dir / "api_logs" / "firehose.parquet")
-    sent = sent_requests(run_dir / "samples")
-    if sent.empty or landed is None:
-        return [CheckResult(name, verdict=SKIPPED, reason="no samples with a request_id "
-                            "(recorded before the column existed?)" if landed is not None
-                            else "api_logs/landed.parquet missing", figure=None, **base)]
-    landed = landed.assign(request_id=landed["request_id"].fillna("").astype(str))
-    blocked, blocked_from = blocked_at_edge(run_dir, sent)
-    table = per_bucket(sent, landed, ctx.run.t0, bucket_s, fresh_max, blocked)
+    got = _tables(ctx, run_dir, bucket_s, fresh_max)
+    if isinstance(got, str):
+        return [CheckResult(name, verdict=SKIPPED, reason=got, figure=None, **base)]
+    table, n_blocked, blocked_from, stray = got
     if table.empty:
         return [CheckResult(name, verdict=SKIPPED, reason="no request the storefront "
                             "answered in this run", figure=None, **base)]
@@ -194,11 +255,10 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
         "duplicates": int(table["duplicates"].sum()), "throttled_records": throttled_total,
         "caught_up_to": upto, "bucket_s": bucket_s,
         # answered by the WAF, so not owed a record (ids from the WAF log, or 403s)
-        "blocked_at_edge": len(blocked), "blocked_from": blocked_from,
+        "blocked_at_edge": n_blocked, "blocked_from": blocked_from,
         # records no load request explains: no X-Request-Id (peakready's own look-ups,
         # other clients) or an id the samples do not have
-        "records_not_from_load": int((~landed["request_id"].isin(
-            sent["request_id"])).sum()),
+        "records_not_from_load": stray,
         "buckets": [{"start_s": round(r.start_s, 1), "expected": int(r.expected),
                      "found": int(r.found), "completeness": round(float(r.completeness), 5),
                      "duplicates": int(r.duplicates), "throttled": r.throttled,
@@ -237,6 +297,36 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
     if fresh_max:
         out.append(_freshness(table, firehose, float(fresh_max), evidence, figure))
     return out
+
+
+def _tables(ctx: Context, run_dir: Path, bucket_s: int, fresh_max: float | None
+            ) -> tuple[pd.DataFrame, int, str, int] | str:
+    """(per-bucket table, ids the WAF answered, where that came from, landed records no
+    sample explains), or why there is nothing to judge. A run analysed out of core joins
+    its ids with the landed records in DuckDB; a small one in pandas, as always."""
+    from analysis.samplestore import DuckStore
+
+    landed_path = run_dir / "api_logs" / "landed.parquet"
+    if ctx.run.sample_frame is None and isinstance(ctx.store, DuckStore):
+        shards = sent_shards(run_dir / "samples")
+        if not landed_path.exists():
+            return "api_logs/landed.parquet missing"
+        if not shards:
+            return "no samples with a request_id (recorded before the column existed?)"
+        log_ids = _waf_log_ids(run_dir)
+        table, n_blocked, stray = per_bucket_out_of_core(
+            ctx.store.con, shards, landed_path, ctx.run.t0, bucket_s, fresh_max, log_ids)
+        return table, n_blocked, "status 403" if log_ids is None else "WAF log", stray
+    landed = _read(landed_path)
+    sent = sent_requests(run_dir / "samples")
+    if sent.empty or landed is None:
+        return ("no samples with a request_id (recorded before the column existed?)"
+                if landed is not None else "api_logs/landed.parquet missing")
+    landed = landed.assign(request_id=landed["request_id"].fillna("").astype(str))
+    blocked, blocked_from = blocked_at_edge(run_dir, sent)
+    table = per_bucket(sent, landed, ctx.run.t0, bucket_s, fresh_max, blocked)
+    stray = int((~landed["request_id"].isin(sent["request_id"])).sum())
+    return table, len(blocked), blocked_from, stray
 
 
 def _freshness(table: pd.DataFrame, firehose: pd.DataFrame | None, bound: float,

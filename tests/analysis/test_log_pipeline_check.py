@@ -17,6 +17,14 @@ from peakready.collect import apilogs
 from peakready.load.capture import ShardWriter
 
 T0 = 1_764_230_400.0
+
+
+@pytest.fixture(autouse=True, params=["memory", "duckdb"])
+def engine(request, monkeypatch):
+    """Every case both ways: in memory, and out of core (ids joined in DuckDB), as a
+    campaign-scale run is analysed."""
+    monkeypatch.setenv("PEAKREADY_ANALYSIS_ENGINE", request.param)
+    return request.param
 CFG = {"min_completeness": 0.999, "max_freshness_s": 20, "bucket_s": 10}
 
 
