@@ -55,7 +55,8 @@ class Grid:
 
 
 def _lit(x: float) -> str:
-    return f"{float(x)!r}::DOUBLE"
+    x = float(x)
+    return f"{x!r}::DOUBLE" if np.isfinite(x) else f"'{x!r}'::DOUBLE"
 
 
 def segment_sql(col: str, bounds: np.ndarray) -> str:
@@ -89,9 +90,10 @@ def compute(con: Any, endpoints: list[tuple[str, str]], windows: Sequence[tuple[
     s_bounds = np.unique(np.concatenate([np.concatenate([lo, lo + g.width])
                                          for g, lo in zip(grids, g_lo, strict=True)])
                          ) if grids else np.zeros(0)
-    use_f, use_s = len(f_bounds) >= 2, len(s_bounds) >= 2
-    if not use_f and not use_s:
-        return {}, []
+    use_f, use_s = len(f_bounds) >= 2 and bool(endpoints), len(s_bounds) >= 2
+    empty = pd.DataFrame({"requests": np.zeros(0, dtype=np.int64), "error_rate": [], "p": []})
+    if not use_f and not use_s:  # nothing to scan for: the stores' own answers
+        return {}, [empty.copy() for _ in grids]
     ne = len(endpoints)
     con.execute("CREATE OR REPLACE TEMP TABLE wp_ep (m VARCHAR, n VARCHAR, e INTEGER)")
     if endpoints:
@@ -123,7 +125,7 @@ def compute(con: Any, endpoints: list[tuple[str, str]], windows: Sequence[tuple[
     fam_s = _Grids(hist, s_bounds, grids, g_lo, need) if use_s else None
     rows = _fetch(con, base, ne, need)
     out_w = fam_f.frames(rows, endpoints) if fam_f is not None else {}
-    out_g = fam_s.frames(rows) if fam_s is not None else []
+    out_g = fam_s.frames(rows) if fam_s is not None else [empty.copy() for _ in grids]
     return out_w, out_g
 
 
@@ -223,7 +225,7 @@ class _Family:
             np.maximum.at(arr, (seg[rows], e[rows]), src[rows])
             self.maxes[col] = arr
         self.a = np.searchsorted(bounds, [w[0] for w in windows])
-        self.b = np.searchsorted(bounds, [w[1] for w in windows])
+        self.b = np.maximum(self.a, np.searchsorted(bounds, [w[1] for w in windows]))
         self.kinds = {"rt": self._hist(plain.loc[ok], "k", nseg)}
         if lag:
             corr = part.loc[(part["g_kc"] == 0) & part["ok"].astype(bool)]
@@ -326,7 +328,7 @@ class _Grids:
         self.targets: list[tuple[int, int, int, int, int]] = []
         for g, (grid, lo_abs) in enumerate(zip(grids, starts, strict=True)):
             a = np.searchsorted(bounds, lo_abs)
-            b = np.searchsorted(bounds, lo_abs + grid.width)
+            b = np.maximum(a, np.searchsorted(bounds, lo_abs + grid.width))
             self.spans.append((a, b))
             per = cum[b] - cum[a]
             tot = per.sum(axis=1)

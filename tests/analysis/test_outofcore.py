@@ -138,3 +138,29 @@ def test_waf_and_search_count_the_same_answers_out_of_core(run_dir):
     rejected = [r for r in res["duckdb"] if r["name"].startswith("search rejected")]
     assert rejected and all(r["verdict"] == "fail" for r in rejected)  # 1 in 7 > 5%
     assert all(r["evidence"]["rejected"] > 0 for r in rejected)
+
+
+def test_one_pass_windows_equal_the_in_memory_ones_however_they_overlap(run_dir):
+    """The two-pass answer (analysis/windowpass.py) for many windows at once: overlapping,
+    empty, outside the run, one sample wide at a percentile's edge (q 0 and 1), with
+    schedule lag (corrected percentiles), and recovery grids that do not align."""
+    mem, duck = (load_run(run_dir, engine=e) for e in ("memory", "duckdb"))
+    t0 = mem.t0
+    spans = [(0, 200), (10, 95.5), (70, 90), (80, 84), (84, 84), (150, 150.001), (300, 400),
+             (-50, 5), (89.99, 120)]
+    qs = [0.0, 0.5, 0.95, 0.99, 0.999, 1.0]
+    grids = [(np.arange(80.0, 200.0, 2.0), 2.0, 0.95), (np.arange(83.3, 130.0, 5.0), 5.0, 0.5),
+             (np.arange(500.0, 510.0, 2.0), 2.0, 0.95)]
+    duck.store.prefetch([(t0 + a, t0 + b) for a, b in spans], qs,
+                        [(t0 + s, w, q) for s, w, q in grids])
+    assert len(duck.store._windows) == len(spans) and len(duck.store._grids) == len(grids)
+    for a, b in spans:
+        want = mem.store.window(t0 + a, t0 + b, qs).sort_index()
+        got = duck.store.window(t0 + a, t0 + b, qs)
+        assert list(got.index) == list(want.index), (a, b)
+        assert_same(checks.clean(got[want.columns].to_dict("index")),
+                    checks.clean(want.to_dict("index")))
+    for starts, width, q in grids:
+        want = mem.store.slo_bins(t0, starts, width, q)
+        got = duck.store.slo_bins(t0, starts, width, q)
+        assert_same(checks.clean(got.to_dict("list")), checks.clean(want.to_dict("list")))
