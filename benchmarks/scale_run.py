@@ -74,10 +74,11 @@ def _repeat_orders(src: Path, out: Path, times: int) -> None:
     if integrity.exists():
         (out / "integrity").mkdir()
         table = pq.read_table(integrity)
+        table = table.set_column(table.schema.get_field_index("order_id"), "order_id",
+                                 table["order_id"].cast(pa.string()))
         with pq.ParquetWriter(out / "integrity" / "orders.parquet", table.schema) as writer:
             for k in range(times):
-                ids = pc.binary_join_element_wise(table["order_id"].cast(pa.string()),
-                                                  pa.scalar(str(k)), "-")
+                ids = pc.binary_join_element_wise(table["order_id"], pa.scalar(str(k)), "-")
                 writer.write_table(table.set_column(
                     table.schema.get_field_index("order_id"), "order_id", ids))
 
