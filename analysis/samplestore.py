@@ -15,6 +15,7 @@ statistics), and run the per-window, per-endpoint table as one grouped query
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Sequence
@@ -347,28 +348,15 @@ class DuckStore(SampleStore):
         return got is not None and {qkey(q) for q in qs} <= got[1]
 
     def window(self, lo: float, hi: float, qs: Sequence[float]) -> pd.DataFrame:
+        # a window no kind declared (the error budget's): the same two passes, for it alone
+        # (an exact quantile_cont over a long window holds all its values: DuckDB's
+        # holistic aggregates do not spill)
+        if not self._have_window(lo, hi, qs):
+            self.prefetch([(lo, hi)], qs)
         if self._have_window(lo, hi, qs):
             return self._windows[(lo, hi)][0].copy()
-        qlist = "[" + ", ".join(repr(float(q)) for q in qs) + "]"
-        lag = self.has_lag()
-        corr = ("quantile_cont(rt_ms + lag_ms, {qlist}) FILTER (ok)" if lag else "NULL"
-                ).format(qlist=qlist)
-        frame = self.q(f"""SELECT {EPKEY} AS endpoint,
-                count(*) AS requests, count(*) FILTER (NOT ok) AS errors,
-                count(*) FILTER (ok) AS ok, max(lag_ms) AS max_lag_ms,
-                max(lag_ms) FILTER (ok) AS max_lag_ok_ms,
-                max(rt_ms) FILTER (ok) AS rt_max, max(rt_ms + lag_ms) FILTER (ok) AS corr_max,
-                quantile_cont(rt_ms, {qlist}) FILTER (ok) AS rt_q, {corr} AS corr_q
-            FROM s WHERE ts >= ? AND ts < ?
-            GROUP BY GROUPING SETS ((m, n), ()) HAVING count(*) > 0""", [lo, hi])
-        if not lag:  # no request waited for its schedule: corrected = plain, exactly
-            frame["corr_q"] = frame["rt_q"]
-        frame = frame.set_index("endpoint").sort_index()
-        for j, q in enumerate(qs):
-            for col in ("rt", "corr"):
-                frame[f"{col}_{qkey(q)}"] = [float(v[j]) if _is_list(v) else np.nan
-                                             for v in frame[f"{col}_q"]]
-        return frame.drop(columns=["rt_q", "corr_q"]).astype(float)
+        columns = WINDOW_COLUMNS + [f"{c}_{qkey(q)}" for q in qs for c in ("rt", "corr")]
+        return pd.DataFrame(columns=columns, index=pd.Index([], name="endpoint"), dtype=float)
 
     def slo_bins(self, t0: float, starts: np.ndarray, width: float, q: float,
                  endpoint: str = ALL) -> pd.DataFrame:
@@ -521,14 +509,12 @@ class DuckStore(SampleStore):
                                   "n_ok": int(block_n.sum() - block_err.sum()),
                                   "block_n": block_n, "block_err": block_err,
                                   "quantiles": np.full(len(qs), np.nan)}
-        if len(qs):
-            qlist = "[" + ", ".join(repr(float(q)) for q in qs) + "]"
-            quant = self.q(f"""SELECT {EPKEY} AS endpoint,
-                    quantile_cont(rt_ms, {qlist}) AS q FROM s WHERE ok
-                GROUP BY GROUPING SETS ((m, n), ())""")
-            for endpoint, values in zip(quant["endpoint"], quant["q"], strict=True):
-                if _is_list(values) and str(endpoint) in out:
-                    out[str(endpoint)]["quantiles"] = np.asarray(values, dtype=float)
+        if len(qs):  # the whole run as one window (exact, two passes, bounded memory)
+            whole = self.window(-math.inf, math.inf, qs)
+            for endpoint in out:
+                if endpoint in whole.index:
+                    out[endpoint]["quantiles"] = np.asarray(
+                        [whole.loc[endpoint, f"rt_{qkey(q)}"] for q in qs], dtype=float)
         # a uniform sample without replacement per endpoint (and for all): the ``cap``
         # smallest of a seeded hash (bottom-k), pre-filtered to about 3x cap rows each so
         # only those leave DuckDB
@@ -555,10 +541,6 @@ class DuckStore(SampleStore):
                 "ts", kind="stable")
             side["sample_ts"], side["sample_rt"] = got["ts"].to_numpy(), got["rt_ms"].to_numpy()
         return out
-
-
-def _is_list(value: Any) -> bool:
-    return isinstance(value, list | tuple | np.ndarray) and len(value) > 0
 
 
 def _hist_quantiles(hist: pd.DataFrame, n_bins: int, qs: Sequence[float],
