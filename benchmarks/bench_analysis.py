@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,9 +86,22 @@ def generate(path: Path, samples: int, seed: int, factor: float = 1.0) -> float:
 
 
 def child(mode: str, run: Path, base: Path | None = None) -> dict:
+    """One measurement in a fresh process, with the load average before and after (the
+    machine is shared: a number means little without it)."""
     args = [sys.executable, "-c", CHILD, mode, str(run)] + ([str(base)] if base else [])
-    done = subprocess.run(args, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    before = os.getloadavg()[0]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode:
+        sys.exit(f"{mode} child failed ({done.returncode}):\n{done.stderr[-3000:]}")
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    out["load"] = f"{before:.1f}-{os.getloadavg()[0]:.1f}"
+    return out
+
+
+def show(label: str, r: dict, read: dict) -> None:
+    print(f"{label:<40}{r['rows']:>13,}{r['seconds']:>10.1f}"
+          f"{r['seconds'] / read['seconds']:>8.1f}{r['peak_rss_mib']:>10.0f}"
+          f"{r['peak_rss_mib'] / read['peak_rss_mib']:>8.1f}{r['load']:>12}", flush=True)
 
 
 def main() -> None:
@@ -108,20 +122,16 @@ def main() -> None:
         if args.run is None:
             gen = generate(run, args.samples, seed=1)
             print(f"generated {args.samples:,} samples in {gen:.1f} s ({run})")
+        print(f"\n{'step':<40}{'rows':>13}{'seconds':>10}{'x pass':>8}{'peak MiB':>10}"
+              f"{'x pass':>8}{'load avg':>12}", flush=True)
         read = child("read", run)
+        show("one pass over the samples (baseline)", read, read)
         full = child(args.engine, run)
-        rows = [("one pass over the samples (baseline)", read),
-                (f"analyze [{args.engine}] (verdict + reports)", full)]
+        show(f"analyze [{args.engine}] (verdict + reports)", full, read)
         if not args.no_baseline_run:
             if args.baseline_dir is None:
                 generate(base, args.samples, seed=2, factor=0.95)
-            rows.append(("analyze --baseline (+ regression)", child(args.engine, run, base)))
-        print(f"\n{'step':<40}{'rows':>13}{'seconds':>10}{'x pass':>8}{'peak MiB':>10}"
-              f"{'x pass':>8}")
-        for label, r in rows:
-            print(f"{label:<40}{r['rows']:>13,}{r['seconds']:>10.1f}"
-                  f"{r['seconds'] / read['seconds']:>8.1f}{r['peak_rss_mib']:>10.0f}"
-                  f"{r['peak_rss_mib'] / read['peak_rss_mib']:>8.1f}")
+            show("analyze --baseline (+ regression)", child(args.engine, run, base), read)
         verdict = json.loads((run / "verdict.json").read_text())
         print(f"\nverdict {verdict['verdict']}: {verdict['summary']}; engine "
               f"{verdict.get('engine')}; timeline {verdict.get('timeline_percentiles')}")

@@ -24,11 +24,24 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from peakready.load.capture import SHARD_OPTIONS
 from peakready.runfolder_schema import SAMPLE_SCHEMA
 
-CODECS = [("none", None, None), ("snappy", "snappy", None), ("lz4", "lz4", None),
-          ("zstd (level 1, pyarrow's default)", "zstd", None), ("zstd level 3", "zstd", 3),
-          ("zstd level 9", "zstd", 9), ("gzip", "gzip", None)]
+DOUBLES = ["ts", "intended_ts", "rt_ms"]
+CODECS: list[tuple[str, dict]] = [
+    ("none", {"compression": "none"}),
+    ("snappy", {"compression": "snappy"}),
+    ("lz4", {"compression": "lz4"}),
+    ("zstd (level 1: pyarrow's default, capture's)", {"compression": "zstd"}),
+    ("zstd level 3", {"compression": "zstd", "compression_level": 3}),
+    ("zstd level 9", {"compression": "zstd", "compression_level": 9}),
+    ("gzip", {"compression": "gzip"}),
+    ("zstd 1 + byte_stream_split doubles", {"compression": "zstd", "use_dictionary": [
+        c for c in SAMPLE_SCHEMA.names if c not in DOUBLES], "use_byte_stream_split": DOUBLES}),
+    ("zstd 1, request_id not dictionary", {"compression": "zstd", "use_dictionary": [
+        c for c in SAMPLE_SCHEMA.names if c != "request_id"]}),
+    ("both (capture.SHARD_OPTIONS)", SHARD_OPTIONS),
+]
 ENDPOINTS = [("GET", "/"), ("GET", "/api/products"), ("GET", "/api/products/[sku]"),
              ("GET", "/api/search"), ("POST", "/api/cart/items"), ("POST", "/api/checkout")]
 
@@ -52,14 +65,14 @@ def rows(n: int, t0: float, rng: np.random.Generator) -> list[tuple]:
     return out
 
 
-def flush(batch: list[tuple], path: Path, codec: str | None, level: int | None) -> float:
+def flush(batch: list[tuple], path: Path, options: dict) -> float:
     """CPU seconds of one ShardWriter.flush with this codec."""
     started = time.process_time()
     columns = list(zip(*batch, strict=True))
     arrays = {name: columns[i] for i, name in enumerate(SAMPLE_SCHEMA.names[:-1])}
     arrays["worker"] = ["w0"] * len(batch)
     table = pa.Table.from_pydict(arrays, schema=SAMPLE_SCHEMA)
-    pq.write_table(table, path, compression=codec or "none", compression_level=level)
+    pq.write_table(table, path, **options)
     return time.process_time() - started
 
 
@@ -75,19 +88,19 @@ def main() -> None:
     n = args.rows * args.shards
     print(f"{n:,} samples in {args.shards} shards of {args.rows:,}; load average "
           f"{os.getloadavg()[0]:.1f}")
-    print(f"{'codec':<36}{'bytes/sample':>14}{'CPU us/sample':>15}{'x none CPU':>12}")
+    print(f"{'codec':<46}{'bytes/sample':>14}{'CPU us/sample':>15}{'x none CPU':>12}")
     base_cpu = None
     with tempfile.TemporaryDirectory(prefix="bench-capture-") as tmp:
-        for label, codec, level in CODECS:
+        for label, options in CODECS:
             best, size = float("inf"), 0
             for _ in range(args.repeat):
                 cpu = 0.0
                 for i, batch in enumerate(batches):
-                    cpu += flush(batch, Path(tmp, f"{i}.parquet"), codec, level)
+                    cpu += flush(batch, Path(tmp, f"{i}.parquet"), options)
                 best = min(best, cpu)
                 size = sum(Path(tmp, f"{i}.parquet").stat().st_size for i in range(len(batches)))
             base_cpu = base_cpu or best
-            print(f"{label:<36}{size / n:>14.1f}{best / n * 1e6:>15.2f}{best / base_cpu:>12.2f}")
+            print(f"{label:<46}{size / n:>14.1f}{best / n * 1e6:>15.2f}{best / base_cpu:>12.2f}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,16 @@ from peakready.runfolder_schema import ORDER_FIELDS, SAMPLE_SCHEMA
 
 assert SAMPLE_SCHEMA.names[-1] == "worker"
 _FIELDS = SAMPLE_SCHEMA.names[:-1]  # every column but the constant `worker`
+_DOUBLES = [f.name for f in SAMPLE_SCHEMA if pa.types.is_floating(f.type)]
+SHARD_OPTIONS = {
+    "compression": "zstd", "compression_level": 1,
+    # doubles split by byte (their exponent bytes compress), the unique request ids plain
+    "use_byte_stream_split": _DOUBLES,
+    "use_dictionary": [n for n in SAMPLE_SCHEMA.names if n not in _DOUBLES + ["request_id"]],
+}
+"""Chosen by benchmarks/bench_capture.py (benchmarks/README.md): the fewest bytes per
+sample of the codecs measured, for no more write CPU in the Locust process than plain
+zstd."""
 
 
 class ShardWriter:
@@ -51,7 +61,7 @@ class ShardWriter:
         self.seq += 1
         final = self.dir / f"{self.worker}-{self.seq:05d}.parquet"
         tmp = self.dir / f".{final.name}.tmp"
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, **SHARD_OPTIONS)
         os.replace(tmp, final)
         self.written += len(rows)
         return final
