@@ -59,7 +59,8 @@ class Context:
         grids = []
         for kind in REGISTRY.ordered():
             cfg = (checks or {}).get(kind.name)
-            if kind.asks is None or not cfg or (kind.needs_baseline and self.baseline is None):
+            if kind.asks is None or (not cfg and not kind.implicit) or (
+                    kind.needs_baseline and self.baseline is None):
                 continue
             asks = kind.asks(self, cfg)
             for start_s, end_s, qs in asks.windows:

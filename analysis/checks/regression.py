@@ -4,13 +4,14 @@ Evaluated only when analysis is given a baseline, with the defaults when not con
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from analysis import regression as stats
 from analysis.checks import fields
 from analysis.checks.context import Context
-from analysis.checks.registry import CheckKind, register
+from analysis.checks.registry import Asks, CheckKind, register
 from analysis.checks.result import FAIL, INCONCLUSIVE, PASS, CheckResult
 
 METRICS = ("p50", "p95", "p99", "error_rate")
@@ -58,10 +59,17 @@ def as_check(comparison: dict[str, Any]) -> CheckResult:
                        evidence=comparison, figure="figures/regression.png")
 
 
+def asks(ctx: Context, cfg: Any) -> Asks:
+    """The run's whole-run percentiles per endpoint (its side of the comparison), answered
+    in the same pass as the other windows; the baseline's are its own two passes."""
+    metrics = {**stats.DEFAULTS, **(cfg or {})}["metrics"]
+    return Asks([(-math.inf, math.inf, tuple(stats.QS[m] for m in metrics if m in stats.QS))])
+
+
 def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> list[CheckResult]:
     assert ctx.baseline is not None  # the registry evaluates this kind only with a baseline
     return [as_check(stats.compare(ctx.baseline, ctx.run, cfg))]
 
 
 KIND = register(CheckKind("regression", validate, evaluate, needs_baseline=True, implicit=True,
-                          order=100))
+                          order=100, asks=asks))
