@@ -1,1 +1,0 @@
-"""Kubernetes: manifests that run a plan's load on a cluster with the Locust operator."""
