@@ -144,6 +144,9 @@ def load_run(run_dir: Path | str, engine: str | None = None) -> Run:
     else:
         samples, attacks = split_attacks(read_samples(samples_dir, problems))
         store = MemoryStore(samples)
+    # distributed workers: a shard announced but never shipped makes the run incomplete
+    problems.extend(schema.shipping_gaps(_read_json(path / runfolder.SHIPPED, problems,
+                                                    required=False)))
     orders = read_orders(path / runfolder.ORDERS_DIR, problems)
     integrity = _read_parquet(path / runfolder.INTEGRITY_DIR / "orders.parquet", None, problems,
                               required=False, arrow_strings=True)

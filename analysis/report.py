@@ -29,6 +29,19 @@ def load_model_note(verdict: dict[str, Any]) -> str:
     return CLOSED_MODEL_NOTE if verdict.get("load_model") == "closed" else ""
 
 
+def takeover_notes(verdict: dict[str, Any]) -> list[str]:
+    """One line per distributed worker lost mid-run: from when its arrivals were sent by
+    the others (before that, its share was missing: offered vs achieved shows the gap)."""
+    out = []
+    for t in verdict.get("takeovers") or []:
+        to = ", ".join(t.get("to") or []) or "no worker (its arrivals were not sent)"
+        out.append(f"Load worker {t.get('worker')} ({t.get('name')}) was lost mid-run; from "
+                   f"t={float(t.get('from_offset_s') or 0):.1f} s of the profile its arrivals "
+                   f"were sent by {to}. Between its last report and then, its share of the "
+                   "offered load is missing from the samples.")
+    return out
+
+
 def _fmt(value: Any) -> str:
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "–"
@@ -69,6 +82,7 @@ def _env() -> jinja2.Environment:
                              undefined=jinja2.ChainableUndefined, trim_blocks=False)
     env.filters.update(fmt=_fmt, pct=_pct, evidence=_evidence, md=_md)
     env.globals["load_model_note"] = load_model_note
+    env.globals["takeover_notes"] = takeover_notes
     return env
 
 
@@ -129,6 +143,7 @@ def summary_md(verdict: dict[str, Any]) -> str:
                              undefined=jinja2.ChainableUndefined)
     env.filters.update(fmt=_fmt, pct=_pct, md=_md)
     env.globals["load_model_note"] = load_model_note
+    env.globals["takeover_notes"] = takeover_notes
     return env.get_template("summary.md.j2").render(
         v=verdict, rows=rows, hidden=len(ordered) - len(rows), icon=ICONS,
         waf=waf_summary(verdict), failed=[c for c in verdict["checks"] if c["verdict"] == "fail"])

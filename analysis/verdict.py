@@ -127,6 +127,7 @@ def build(run: Run, ctx: checks_mod.Context, results: list[dict[str, Any]], tabl
         "requests": run.requests,
         "load_model": (run.settings or {}).get("load_model") or run.meta.get("load_model")
         or "open",
+        "takeovers": list(((run.meta.get("load") or {}).get("takeovers")) or []),
         "engine": run.store.engine if run.store is not None else "memory",
         "timeline_percentiles": "exact" if run.store is None or run.store.exact_timeline else
         f"log-bucket histogram, within {TIMELINE_REL_ERROR:.1%} of the exact value",

@@ -51,7 +51,8 @@ RESOURCE_KINDS = {"autoscaling_group", "load_balancer", "target_group", "db_clus
                   "log_bucket"}
 LOAD_KEYS = {"locustfile", "user_classes", "profile", "scale", "speed", "duration_s",
              "workers", "max_users", "attacks", "clients", "tricky_shoppers", "closed_model",
-             "users", "orders"}
+             "users", "orders", "master"}
+MASTER_KEYS = {"bind", "external_workers", "wait_s"}  # load.master: workers on other hosts
 FAULT_KEYS = {"name", "experiment", "at_s", "configuration"}
 
 # Experiment configuration keys naming a resource a fault acts on
@@ -412,6 +413,21 @@ def _attacks_allowed(v: _Validator, target: dict[str, Any], load: dict[str, Any]
                                         "against a real storefront is intended")
 
 
+def _master(v: _Validator, raw: Any) -> dict[str, Any]:
+    """``load.master``: where the Locust master listens and whether its workers are
+    started elsewhere (``peakready worker --master HOST:PORT``, Kubernetes)."""
+    raw = v.mapping("load.master", raw)
+    v.unknown("load.master", raw, MASTER_KEYS)
+    external = raw.get("external_workers", False)
+    if not isinstance(external, bool):
+        v.fail("load.master.external_workers", f"must be true or false, got {external!r}")
+    out: dict[str, Any] = {"bind": v.text("load.master.bind", raw.get("bind", ""), empty=True),
+                           "external_workers": external}
+    if raw.get("wait_s") is not None:
+        out["wait_s"] = v.number("load.master.wait_s", raw["wait_s"], strict=True)
+    return out
+
+
 def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
     raw = v.mapping("load", raw)
     v.unknown("load", raw, LOAD_KEYS)
@@ -453,6 +469,8 @@ def _load(v: _Validator, raw: Any) -> tuple[dict[str, Any], float | None]:
         v.unknown("load.orders", orders, {"request", "field"})
         out["orders"] = {"request": v.text("load.orders.request", orders.get("request")),
                          "field": v.text("load.orders.field", orders.get("field", "order_id"))}
+    if raw.get("master") is not None:
+        out["master"] = _master(v, raw["master"])
     from peakready.profiles import load_profile
 
     try:

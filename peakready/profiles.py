@@ -138,12 +138,14 @@ def _validated(frame: pd.DataFrame, source: str) -> Profile:
     return Profile(points, source)
 
 
-def arrival_times(profile: Profile, worker: int = 0, workers: int = 1) -> Iterator[float]:
+def arrival_times(profile: Profile, worker: int = 0, workers: int = 1,
+                  from_s: float = 0.0) -> Iterator[float]:
     """Offsets (s from the start) at which arrivals are due, for one of ``workers``.
 
     Arrival k (k = 0, 1, ...) is due when the integral of the rate reaches k, so the
     schedule is exact for any piecewise-linear profile; worker w takes k = w, w+W, ... so
-    the workers together produce exactly the profile, interleaved.
+    the workers together produce exactly the profile, interleaved. ``from_s``: start at
+    the first of those due at or after that offset, without walking the ones before.
     """
     if not 0 <= worker < workers:
         raise ValueError(f"worker index {worker} outside 0..{workers - 1}")
@@ -153,6 +155,12 @@ def arrival_times(profile: Profile, worker: int = 0, workers: int = 1) -> Iterat
     cum = np.concatenate([[0.0], np.cumsum(seg_area)])
     total = cum[-1]
     k = worker
+    if from_s > 0:  # the first arrival due at or after from_s (a lost worker's remainder)
+        j = min(int(np.searchsorted(t, from_s, side="right")) - 1, len(t) - 2)
+        x = min(max(from_s - t[j], 0.0), t[j + 1] - t[j])
+        slope = (r[j + 1] - r[j]) / (t[j + 1] - t[j])
+        area = cum[j] + r[j] * x + slope / 2 * x * x
+        k = worker + max(math.ceil((area - worker) / workers - 1e-9), 0) * workers
     i = 0
     while k < total:
         while cum[i + 1] <= k:

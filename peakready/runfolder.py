@@ -30,6 +30,10 @@ LIVE_STATUS = "live.json"
 METRICS = "metrics.parquet"
 EVENTS = "events.parquet"
 LOGS_DIR = "logs"
+SHIPPED = "shipped.json"  # what each distributed worker sent (runfolder_schema.SHIPPED_*)
+WORKER_BUNDLE = "worker-bundle.json"  # what the master hands a `peakready worker`
+SPOOL_DIR = "spool"  # local workers' own folders (as on other hosts); shipped from
+WORKERS_STATUS = "workers.json"  # master: connected workers, takeovers (live, atomically)
 
 DEFAULT_REPORTS_DIR = Path("reports")
 

@@ -122,3 +122,31 @@ def event_drift(rows: Iterable[Mapping], table: str = "events.parquet") -> list[
             seen.setdefault((kind, "detail"), f"{table}: {kind} detail lacks "
                             f"{', '.join(lacking)}")
     return list(seen.values())
+
+
+# --- shipped.json: what every distributed worker sent through the master -----------------
+# {"workers": {"w1": {"client_id", "name", "files": {"samples/w1-00001.parquet":
+#   {"rows", "bytes", "received"}, "orders/w1.jsonl": {"bytes", "received"}}, "done"}}}
+# A worker announces each shard when it closes it (before shipping), so a shard that never
+# arrived is known by name and row count; "done" is the worker's own "all sent" message.
+SHIPPED_WORKER_KEYS = ("client_id", "name", "files", "done")
+SHIPPED_FILE_KEYS = ("bytes", "received")
+
+
+def shipping_gaps(manifest: Mapping | None) -> list[str]:
+    """One line per worker whose announced shards or order log did not (all) arrive, and
+    per worker that never said it had sent everything: the run's samples are incomplete."""
+    out: list[str] = []
+    for worker, info in sorted(((manifest or {}).get("workers") or {}).items()):
+        files = info.get("files") or {}
+        lost = sorted(n for n, f in files.items() if not f.get("received"))
+        label = f"worker {worker}" + (f" ({info['name']})" if info.get("name") else "")
+        if lost:
+            rows = sum(int(files[n].get("rows") or 0) for n in lost)
+            shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+            out.append(f"samples: {len(lost)} file(s) of {label} never arrived at the master "
+                       f"({rows} sample rows announced): {shown}")
+        elif not info.get("done"):
+            out.append(f"samples: {label} never confirmed it had sent everything (lost "
+                       "mid-run?): its last unflushed seconds are missing")
+    return out

@@ -34,6 +34,15 @@ def register(subparsers) -> None:
                    help="JSON field with the order id (dotted for nested; default: %(default)s)")
     p.add_argument("--workers", type=int, default=1,
                    help="1: one Locust process; N>=2: a master and N workers")
+    p.add_argument("--master-bind", default="", metavar="HOST[:PORT]",
+                   help="where the master listens (default 127.0.0.1; port 5557 with "
+                   "--external-workers, else a free one)")
+    p.add_argument("--external-workers", action="store_true",
+                   help="start no worker here: wait for --workers N started elsewhere with "
+                   "`peakready worker --master HOST:PORT` (or by Kubernetes)")
+    p.add_argument("--worker-wait", type=float, default=120.0, metavar="S",
+                   help="with --external-workers: how long to wait for them (default: "
+                   "%(default)s s; then exit 2 naming the missing)")
     p.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS,
                    help="user cap per load process")
     p.add_argument("--locust-arg", action="append", default=[], metavar="ARG",
@@ -54,7 +63,9 @@ def handle(args: argparse.Namespace) -> int:
                             workers=args.workers, max_users=args.max_users,
                             extra_args=list(args.locust_arg), closed_model=args.closed_model,
                             users=args.users, order_request=args.order_request,
-                            order_field=args.order_field)
+                            order_field=args.order_field, master_bind=args.master_bind,
+                            external_workers=args.external_workers,
+                            worker_wait_s=args.worker_wait)
     rc, run_dir = load_into_new_folder(settings, args.reports_dir, args.label)
     print(format_summary(summarize(run_dir)))
     return rc

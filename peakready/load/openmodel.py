@@ -38,7 +38,7 @@ from locust.user.task import LOCUST_STATE_WAITING
 
 from peakready import runfolder
 from peakready.errors import EXIT_BAD_INPUT, BadInput
-from peakready.load import taskpacing
+from peakready.load import distributed, taskpacing
 from peakready.load.capture import OrderLog, OrderRule, ShardWriter
 from peakready.load.live import LiveStats
 from peakready.load.pacer import Pacer
@@ -83,6 +83,11 @@ class _State:
     closed: bool = False  # --closed-model: the file's own pacing, no arrival tokens
     order_rule: OrderRule | None = None
     orders_seen: set = field(default_factory=set)  # record_order and the rule may both see one
+    shipper: Any = None  # worker: ships closed shards to the master (peakready.load.shipping)
+    receiver: Any = None  # master: writes the shipped shards into the run folder
+    coord: Any = None  # master: assignments, takeovers, the end (peakready.load.coordination)
+    ended: bool = False  # worker: the master's end message was handled
+    worker_name: str = ""  # worker: --worker-name (the master records it)
 
 
 STATE = _State()
@@ -110,6 +115,12 @@ def _add_arguments(parser) -> None:
                        "confirms an order")
     group.add_argument("--order-field", default="order_id",
                        help="JSON field (dotted for nested) holding the order id")
+    group.add_argument("--worker-name", default="",
+                       help="worker: the name the master records (default: the host name)")
+    group.add_argument("--worker-bundle", default="",
+                       help="master: JSON naming what `peakready worker` fetches")
+    group.add_argument("--drain-seconds", type=float, default=10.0,
+                       help="master: in-flight requests' time at the end (as --stop-timeout)")
 
 
 def load_model() -> str:
@@ -165,7 +176,11 @@ def _on_init(environment, **_kw) -> None:
                         "it sets the user count with --closed-model")
     if options.run_dir:
         STATE.run_dir = Path(options.run_dir)
-    elif not isinstance(runner, WorkerRunner):
+    elif isinstance(runner, WorkerRunner):  # a spool of its own: it ships what it writes
+        import tempfile
+
+        STATE.run_dir = Path(tempfile.mkdtemp(prefix="peakready-spool-"))
+    else:
         STATE.run_dir = runfolder.create(label="locust")
         STATE.owns_run_dir = True
         runfolder.update_run_json(STATE.run_dir, host=environment.host,
@@ -173,8 +188,10 @@ def _on_init(environment, **_kw) -> None:
         log.info("peakready run folder: %s", STATE.run_dir)
     if isinstance(runner, WorkerRunner):
         runner.register_message(MSG_ASSIGN, _on_assign)
+        distributed.install_worker(runner, STATE, options)
     if isinstance(runner, MasterRunner):
         runner.register_message(MSG_LIVE, _on_live_rows)
+        distributed.install_master(runner, STATE, options)
     if not isinstance(runner, MasterRunner):
         environment.events.request.add_listener(_on_request)
 
@@ -183,8 +200,6 @@ def _on_assign(msg, **_kw) -> None:
     STATE.index = int(msg.data["index"])
     STATE.count = int(msg.data["count"])
     STATE.t0 = float(msg.data["t0"])
-    if msg.data.get("run_dir"):
-        STATE.run_dir = Path(msg.data["run_dir"])
 
 
 def _on_live_rows(msg, **_kw) -> None:
@@ -202,6 +217,7 @@ def _on_test_start(environment, **_kw) -> None:
     if isinstance(runner, MasterRunner):
         _assign_workers(runner)
         STATE.greenlets.append(gevent.spawn(_live_loop, environment))
+        STATE.greenlets.append(gevent.spawn(STATE.coord.watch, STATE.profile.duration_s))
         return
     if isinstance(runner, LocalRunner):
         STATE.t0 = time.time()
@@ -222,6 +238,8 @@ def _on_test_start(environment, **_kw) -> None:
                             max_users=STATE.max_users)
         STATE.pacer.start()
     STATE.greenlets.append(gevent.spawn(_flush_loop))
+    if isinstance(runner, WorkerRunner):
+        distributed.start_shipping(runner, STATE)
     if isinstance(runner, LocalRunner):
         STATE.greenlets.append(gevent.spawn(_live_loop, environment))
     else:
@@ -230,11 +248,9 @@ def _on_test_start(environment, **_kw) -> None:
 
 def _assign_workers(runner: MasterRunner) -> None:
     """Index, count and a common t0, sent before the spawn messages (same connection)."""
-    workers = sorted(w.id for w in runner.clients.all if w.state != "missing")
     STATE.t0 = time.time() + 1.0  # time for the spawn messages to reach every worker
-    for i, client_id in enumerate(workers):
-        runner.send_message(MSG_ASSIGN, {"index": i, "count": len(workers), "t0": STATE.t0,
-                                         "run_dir": str(STATE.run_dir)}, client_id=client_id)
+    STATE.coord.assign(STATE.t0, lambda client_id, i, n: runner.send_message(
+        MSG_ASSIGN, {"index": i, "count": n, "t0": STATE.t0}, client_id=client_id))
 
 
 def _grow(runner, n: int) -> int:
@@ -317,10 +333,14 @@ def _flush_loop() -> None:
 
 def _flush() -> None:
     if STATE.shards is not None:
+        rows = len(STATE.shards.rows)
         try:
-            STATE.shards.flush()
+            path = STATE.shards.flush()
         except OSError:
             log.exception("could not write a sample shard")
+            return
+        if path is not None and STATE.shipper is not None:
+            STATE.shipper.closed(path, rows)
 
 
 def _send_live_loop(runner: WorkerRunner) -> None:
@@ -385,6 +405,8 @@ def _on_quitting(environment, **_kw) -> None:
 def _finish(environment) -> None:
     if STATE.profile is None or STATE.done:
         return
+    if STATE.coord is not None:  # master: gather the workers' last shards first
+        STATE.coord.wait_end(STATE.receiver)
     if STATE.pacer is not None:
         STATE.pacer.stop()
     for greenlet in STATE.greenlets:
@@ -393,6 +415,8 @@ def _finish(environment) -> None:
     _flush()
     if STATE.orders is not None:
         STATE.orders.close()
+    if STATE.receiver is not None:
+        STATE.receiver.save()
     if isinstance(environment.runner, WorkerRunner):
         rows, STATE.outbox = STATE.outbox, []
         pacer = STATE.pacer
@@ -521,6 +545,8 @@ class ArrivalRateShape(LoadTestShape):
         # the schedule runs from t0 (set at test start; a master sets it 1 s ahead)
         elapsed = time.time() - STATE.t0 if STATE.t0 is not None else self.get_run_time()
         if elapsed > profile.duration_s + 0.5:
+            if STATE.coord is not None and not STATE.coord.end_done(STATE.receiver):
+                return self.runner.shape_last_tick  # the workers ship their last shards
             return None
         if STATE.closed:
             return closed_pool(self.runner.environment.parsed_options, profile)

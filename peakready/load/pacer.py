@@ -22,6 +22,9 @@ BATCH_S = 0.001
 # With the user cap hit, tokens queue up; past this many the scheduler waits (their due
 # times are kept, so the lag is still recorded) instead of spending CPU the users need.
 MAX_BACKLOG = 1000
+# A token this late is checked against ``hold`` (a distributed worker: is it cut off from
+# its master, whose takeover may be sending its share?); on time tokens never pay for it.
+STALE_S = 2.0
 USER_COUNT_TTL_S = 0.1  # Locust counts users by walking its greenlets: not per token
 
 
@@ -42,16 +45,28 @@ class Pacer:
         self.max_seen = 0
         self.finished = False
         self._greenlet: gevent.Greenlet | None = None
+        self._extra: list[gevent.Greenlet] = []  # streams taken over from a lost worker
+        # distributed: True when this process has not heard its master for a while; the
+        # pacer then holds its tokens (paused) until the master says resume or retire
+        self.hold: Callable[[], bool] | None = None
+        self.paused = False
         self._users_at = -1.0
         self._users = 0
 
     def start(self) -> None:
         self._greenlet = gevent.spawn(self._run)
 
+    def add_stream(self, offsets: Iterable[float]) -> None:
+        """More arrivals into the same queue (a lost worker's share taken over)."""
+        self._extra.append(gevent.spawn(self._feed, offsets))
+
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
+        for greenlet in (self._greenlet, *self._extra):
+            if greenlet is not None:
+                greenlet.kill(block=False)
         self.finished = True
+        while self.tokens.qsize():  # tokens not taken yet are not sent by this process
+            self.tokens.get_nowait()
 
     def take(self, first: bool = False) -> float:
         """Block until a token is due; returns its intended start time."""
@@ -64,19 +79,26 @@ class Pacer:
             self.idle -= 1
 
     def _run(self) -> None:
+        self._feed(self.offsets)
+        self.finished = True
+
+    def _feed(self, offsets: Iterable[float]) -> None:
         put, now, qsize = self.tokens.put, time.time, self.tokens.qsize
-        for offset in self.offsets:
+        for offset in offsets:
             while qsize() >= MAX_BACKLOG:
                 gevent.sleep(0.005)
             due = self.t0 + offset
             delay = due - now()
+            if delay < -STALE_S and self.hold is not None and self.hold():
+                self.paused = True  # cut off from the master: its arrivals may be others' now
+            while self.paused:  # until the master says resume (or retire: stop() kills us)
+                gevent.sleep(0.05)
             if delay > BATCH_S:
                 gevent.sleep(delay - BATCH_S / 2)
             put(due)
             self.emitted += 1
             if qsize() > self.idle + self.starting:
                 self._grow_if_needed()
-        self.finished = True
 
     def _user_count(self) -> int:
         stamp = time.monotonic()

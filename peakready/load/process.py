@@ -20,7 +20,18 @@ from pathlib import Path
 import yaml
 
 from peakready import runfolder
-from peakready.load.settings import PLUGIN_FILE, LoadSettings, check_host, check_locustfile, resolve
+from peakready.errors import BadInput
+from peakready.load.bundle import bundle_spec
+from peakready.load.settings import (
+    PLUGIN_FILE,
+    LoadSettings,
+    check_host,
+    check_locustfile,
+    master_address,
+    resolve,
+)
+
+END_SHIP_S = 30.0  # peakready.load.coordination.END_SHIP_S (that module imports gevent)
 
 PROFILE_CSV = "profile.csv"
 SETTINGS_JSON = "settings.json"
@@ -109,7 +120,19 @@ class LoadHandle:
             "user_cap_hit": bool(live.get("user_cap_hit", False)),
             "max_users_seen": live.get("max_users_seen"),
             "pids": self.pids,
+            **_distributed_record(self.run_dir),
         })
+
+
+def _distributed_record(run_dir: Path) -> dict:
+    """run.json's note of a distributed run: which worker was who, lost workers whose
+    arrivals were taken over (offered vs achieved shows the gap in the samples)."""
+    status = read_workers(run_dir)
+    if not status:
+        return {}
+    return {"workers": {label: info.get("name") for label, info in
+                        (status.get("assigned") or {}).items()},
+            "takeovers": status.get("takeovers") or []}
 
 
 def read_live(run_dir: Path | str) -> dict:
@@ -155,22 +178,78 @@ def start_load(settings: LoadSettings, run_dir: Path | str, check: bool = True) 
               "--csv", str(run_dir / runfolder.LOCUST_DIR / "stats"), "--csv-full-history",
               "--html", str(run_dir / runfolder.LOCUST_DIR / "report.html"),
               "--exit-code-on-error", "0", "--stop-timeout", f"{settings.drain_s:g}"]
-    if settings.workers == 1:
+    if settings.workers == 1 and not settings.external_workers:
         main = _spawn([*common, *report, "--logfile", str(logs / "locust.log"),
                        *settings.user_classes], env, logs / "locust.out", run_dir)
         return LoadHandle(run_dir, main, grace_s=settings.grace_s)
-    port = free_port()
-    main = _spawn([*common, *report, "--master", "--master-bind-host", "127.0.0.1",
+    bind_host, port = master_address(settings)
+    port = port or free_port()
+    spec = bundle_spec(settings)
+    runfolder.write_json_atomic(run_dir / runfolder.WORKER_BUNDLE, spec)
+    # the master waits for its workers' last shards after the drain: a stop gets that long
+    grace = settings.grace_s + settings.drain_s + END_SHIP_S
+    wait_s = settings.worker_wait_s if settings.external_workers else 60
+    main = _spawn([*common, *report, "--master", "--master-bind-host", bind_host,
                    "--master-bind-port", str(port), "--expect-workers", str(settings.workers),
-                   "--expect-workers-max-wait", "60", "--logfile", str(logs / "locust-master.log"),
+                   "--expect-workers-max-wait", f"{wait_s + 30:g}",
+                   "--worker-bundle", str(run_dir / runfolder.WORKER_BUNDLE),
+                   "--drain-seconds", f"{settings.drain_s:g}",
+                   "--logfile", str(logs / "locust-master.log"),
                    *settings.user_classes], env, logs / "locust-master.out", run_dir)
+    runfolder.update_run_json(run_dir, master={"bind": f"{bind_host}:{port}",
+                                               "workers": settings.workers,
+                                               "external": settings.external_workers})
+    if settings.external_workers:
+        handle = LoadHandle(run_dir, main, grace_s=grace)
+        wait_for_workers(handle, settings.workers, wait_s, f"{bind_host}:{port}")
+        return handle
+    master_host = "127.0.0.1" if bind_host in ("0.0.0.0", "*", "") else bind_host
     workers = [
-        _spawn([*common, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
+        # each worker its own spool (as on another host): it ships what it writes
+        _spawn([*common[:common.index("--run-dir")], *common[common.index("--run-dir") + 2:],
+                "--run-dir", str(run_dir / runfolder.SPOOL_DIR / str(i)),
+                "--worker", "--master-host", master_host, "--master-port", str(port),
+                "--worker-name", f"local{i}",
                 "--logfile", str(logs / f"locust-worker{i}.log"), *settings.user_classes],
                env, logs / f"locust-worker{i}.out", run_dir)
         for i in range(settings.workers)
     ]
-    return LoadHandle(run_dir, main, workers, grace_s=settings.grace_s)
+    return LoadHandle(run_dir, main, workers, grace_s=grace)
+
+
+def read_workers(run_dir: Path | str) -> dict:
+    """The master's ``workers.json`` (connected workers, assignments, takeovers)."""
+    return runfolder.read_json(Path(run_dir) / runfolder.WORKERS_STATUS) or {}
+
+
+def wait_for_workers(handle: LoadHandle, count: int, wait_s: float, address: str) -> None:
+    """Until the master has started the test with its ``count`` workers; after
+    ``wait_s`` (or if the master dies) it is stopped and BadInput names what is missing:
+    nothing was sent yet."""
+    print(f"peakready: waiting up to {wait_s:g} s for {count} worker(s) at {address}: start "
+          f"each with `peakready worker --master {address}`", file=sys.stderr, flush=True)
+    deadline = time.monotonic() + wait_s
+    status: dict = {}
+    while time.monotonic() < deadline and handle.poll() is None:
+        status = read_workers(handle.run_dir)
+        if status.get("started"):
+            return
+        time.sleep(0.2)
+    status = read_workers(handle.run_dir) or status
+    if status.get("started"):
+        return
+    handle.kill()
+    connected = [w.get("name") or w.get("client_id") for w in status.get("connected", [])
+                 if w.get("state") != "missing"]
+    runfolder.update_run_json(handle.run_dir, status="failed",
+                              abort_reason=f"{count - len(connected)} worker(s) missing")
+    died = "" if handle.main.returncode in (None, -9) else (
+        f" (the master exited with {handle.main.returncode}: see logs/locust-master.log)")
+    raise BadInput(
+        f"load: waited {wait_s:g} s for {count} worker(s) at {address}: "
+        f"{len(connected)} connected ({', '.join(connected) or 'none'}), "
+        f"{count - len(connected)} missing: start them with "
+        f"`peakready worker --master {address}`{died}")
 
 
 def _spawn(cmd: list[str], env: dict[str, str], out: Path, cwd: Path) -> subprocess.Popen:

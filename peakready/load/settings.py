@@ -37,6 +37,11 @@ class LoadSettings:
     arrival tokens; the run is labelled closed-model everywhere. ``order_request`` /
     ``order_field``: how a confirmed order shows in a response (request name, optionally
     ``"POST name"``, and a JSON field), for locustfiles that do not call ``record_order``.
+
+    ``master_bind``: ``HOST[:PORT]`` the master listens on (default 127.0.0.1 and a free
+    port; with external workers the port defaults to Locust's 5557). ``external_workers``:
+    start no worker here; wait up to ``worker_wait_s`` for ``workers`` workers started
+    elsewhere (``peakready worker --master HOST:PORT``, or Kubernetes).
     """
 
     host: str
@@ -57,6 +62,9 @@ class LoadSettings:
     users: int | None = None
     order_request: str = ""
     order_field: str = "order_id"
+    master_bind: str = ""
+    external_workers: bool = False
+    worker_wait_s: float = 120.0
 
     @property
     def load_model(self) -> str:
@@ -93,6 +101,13 @@ def resolve(settings: LoadSettings) -> Profile:
         raise BadInput(f"--duration must be a positive number of seconds, got {settings.duration_s!r}")
     if not isinstance(settings.workers, int) or settings.workers < 1:
         raise BadInput(f"--workers must be an integer >= 1, got {settings.workers!r}")
+    if settings.external_workers and settings.workers < 1:
+        raise BadInput("--external-workers needs --workers N >= 1 (how many to wait for)")
+    if settings.master_bind:
+        master_address(settings)
+    if not (isinstance(settings.worker_wait_s, int | float) and settings.worker_wait_s > 0):
+        raise BadInput(f"--worker-wait must be a positive number of seconds, got "
+                       f"{settings.worker_wait_s!r}")
     if not isinstance(settings.max_users, int) or settings.max_users < 1:
         raise BadInput(f"--max-users must be an integer >= 1, got {settings.max_users!r}")
     if not Path(settings.locustfile).is_file():
@@ -108,6 +123,27 @@ def resolve(settings: LoadSettings) -> Profile:
     if settings.duration_s is not None:
         profile = profile.truncated(settings.duration_s)
     return profile
+
+
+DEFAULT_MASTER_PORT = 5557  # Locust's
+
+
+def master_address(settings: LoadSettings) -> tuple[str, int | None]:
+    """(host, port) the master binds to; port None: pick a free one (local workers)."""
+    text = (settings.master_bind or "").strip()
+    if not text:
+        return "127.0.0.1", DEFAULT_MASTER_PORT if settings.external_workers else None
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = text, ""
+    if not host or any(c.isspace() for c in host):
+        raise BadInput(f"--master-bind must be HOST[:PORT] (e.g. 10.0.0.1:5557 or "
+                       f"0.0.0.0), got {text!r}")
+    if not port:
+        return host, DEFAULT_MASTER_PORT if settings.external_workers else None
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--master-bind: port must be 1-65535, got {port!r}")
+    return host, int(port)
 
 
 def check_locustfile(settings: LoadSettings) -> dict[str, Any]:

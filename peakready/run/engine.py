@@ -152,6 +152,9 @@ def _load_settings(spec: dict[str, Any], host: str) -> Any:
         "users": load.get("users"),
         "order_request": (load.get("orders") or {}).get("request"),
         "order_field": (load.get("orders") or {}).get("field"),
+        "master_bind": (load.get("master") or {}).get("bind") or None,
+        "external_workers": (load.get("master") or {}).get("external_workers"),
+        "worker_wait_s": (load.get("master") or {}).get("wait_s"),
     }
     if load.get("attacks") or load.get("tricky_shoppers"):  # the WAF mix (docs/waf.md)
         from peakready.waf import loadmix

@@ -39,15 +39,17 @@ class Shop:
         return self.get("/_admin/stats")[1]["requests"]
 
 
-def start_shop() -> Shop:
-    proc = subprocess.Popen([sys.executable, str(HERE / "shop.py"), "--port", "0"],
+def start_shop(bind: str = "127.0.0.1", prefix: list[str] | None = None) -> Shop:
+    """``prefix``: e.g. ``ip netns exec NS`` to serve from a test host's namespace."""
+    proc = subprocess.Popen([*(prefix or []), sys.executable, str(HERE / "shop.py"),
+                             "--port", "0", "--bind", bind],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     if not line.startswith("PORT "):
         proc.kill()
         proc.wait()
         raise RuntimeError(f"shop did not start: {line!r}")
-    return Shop(f"http://127.0.0.1:{int(line.split()[1])}", proc)
+    return Shop(f"http://{bind}:{int(line.split()[1])}", proc)
 
 
 def stop_shop(shop: Shop) -> None:

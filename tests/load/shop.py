@@ -43,6 +43,8 @@ class Shop:
             status, body, headers = self.admin(method, path, environ)
         else:
             self.counts["total"] = self.counts.get("total", 0) + 1
+            if path == "/health":  # the pre-flight reachability check among them
+                self.counts["health"] = self.counts.get("health", 0) + 1
             if self.latency_s:
                 gevent.sleep(self.latency_s)
             status, body, headers = self.route(method, path, environ)
@@ -61,6 +63,7 @@ class Shop:
             return "200 OK", {"dropped": True}, []
         if path == "/_admin/stats":
             return "200 OK", {"requests": self.counts.get("total", 0),
+                              "health_checks": self.counts.get("health", 0),
                               "orders": len(self.orders)}, []
         return "404 Not Found", {"error": "not found"}, []
 
@@ -122,8 +125,9 @@ def _cookie(environ) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--bind", default="127.0.0.1", help="address (a test host's own)")
     args = parser.parse_args()
-    server = WSGIServer(("127.0.0.1", args.port), Shop(), log=None, error_log=None)
+    server = WSGIServer((args.bind, args.port), Shop(), log=None, error_log=None)
     server.init_socket()
     print(f"PORT {server.server_port}", flush=True)
     sys.stdout.flush()

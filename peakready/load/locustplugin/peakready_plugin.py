@@ -9,4 +9,14 @@ This file holds no state of its own (Locust imports it as a top-level module, a 
 imports ``peakready.load.openmodel`` by its package name: both see the same module).
 """
 
+import sys
+
 from peakready.load.openmodel import ArrivalRateShape  # noqa: F401  (picked up by Locust)
+
+if "--worker" in sys.argv:
+    # A worker's heavy imports (pandas for the profile, pyarrow for the shards) happen here,
+    # before it connects: after that, a loop blocked for seconds sends no heartbeats and
+    # the master calls the worker missing (Locust: after about 4 s).
+    import pyarrow  # noqa: F401
+
+    import peakready.profiles  # noqa: F401

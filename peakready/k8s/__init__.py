@@ -1,0 +1,1 @@
+"""Kubernetes: manifests that run a plan's load on a cluster with the Locust operator."""
