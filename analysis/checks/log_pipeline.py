@@ -11,8 +11,9 @@ blocked by the WAF in front of it: the ids in the WAF log's BLOCK records, or wi
 log the 403s, AWS WAF's block answer) should have exactly one record; extra copies are
 at-least-once duplicates, counted apart.
 
-A bucket is final only when delivery had caught up with its last request (``DataFreshness``); a
-non-final bucket makes the verdict ``inconclusive`` for it, never ``pass``. A failed
+A bucket is final only when delivery had caught up with its last request plus the
+producer's lag (``DataFreshness`` speaks only for records Firehose already has; the lag
+collection used is in ``collect.json``); a non-final bucket makes the verdict ``inconclusive`` for it, never ``pass``. A failed
 Athena query is "could not be verified: <reason>".
 """
 
@@ -38,7 +39,7 @@ FIGURE = "figures/api-logs.png"
 NOT_ANSWERED = (0, 502, 504)  # no response, or one the balancer made: no storefront record
 WAF_BLOCK_STATUS = 403  # AWS WAF's default block response
 KEYS = {"min_completeness", "max_freshness_s", "bucket_s", "athena", "delivery_stream",
-        "wait_s"}
+        "wait_s", "producer_lag_s"}
 ATHENA_KEYS = {"database", "table", "workgroup", "output_location"}
 
 
@@ -50,6 +51,7 @@ def validate(errors: list[str], where: str, value: Any) -> None:
     fields.number(errors, where, value, "max_freshness_s", required=False, lo=0, lo_open=True)
     fields.number(errors, where, value, "bucket_s", required=False, lo=1, integer=True)
     fields.number(errors, where, value, "wait_s", required=False, lo=0)
+    fields.number(errors, where, value, "producer_lag_s", required=False, lo=0)
     athena = value.get("athena")
     if athena is not None and fields.mapping(errors, f"{where}.athena", athena):
         fields.known(errors, f"{where}.athena", athena, ATHENA_KEYS)
@@ -241,9 +243,11 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
         return [CheckResult(name, verdict=SKIPPED, reason="no request the storefront "
                             "answered in this run", figure=None, **base)]
     upto = summary.get("caught_up_to")
-    # final once delivery caught up with the bucket's last request (the run's last bucket
-    # ends with the load, not at its full length)
-    table["final"] = (table["last_ts"] <= upto) if upto is not None else False
+    lag = float((summary.get("config") or {}).get("producer_lag_s") or 0.0)
+    # final once delivery caught up with the bucket's last request as Firehose received
+    # it, up to the producer's lag later (the run's last bucket ends with the load, not at
+    # its full length)
+    table["final"] = (table["last_ts"] + lag <= upto) if upto is not None else False
     table["throttled"] = [_throttled(firehose, b, b + bucket_s) for b in table["bucket"]]
     figure = _figure(run_dir, table, need)
     final = table.loc[table["final"]]
@@ -253,7 +257,7 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
     evidence = {
         "expected": expected, "found": found, "missing": expected - found,
         "duplicates": int(table["duplicates"].sum()), "throttled_records": throttled_total,
-        "caught_up_to": upto, "bucket_s": bucket_s,
+        "caught_up_to": upto, "producer_lag_s": lag, "bucket_s": bucket_s,
         # answered by the WAF, so not owed a record (ids from the WAF log, or 403s)
         "blocked_at_edge": n_blocked, "blocked_from": blocked_from,
         # records no load request explains: no X-Request-Id (peakready's own look-ups,
@@ -287,6 +291,7 @@ def evaluate(ctx: Context, cfg: Any, done: Mapping[str, list[CheckResult]]) -> l
             reason=f"delivery has not caught up with {len(pending)} bucket(s) "
                    f"({', '.join(_label(r) for r in pending.itertuples())}; delivered up to "
                    + (f"+{upto - ctx.run.t0:.0f} s" if upto is not None else "an unknown time")
+                   + (f", less {lag:g} s producer lag" if lag else "")
                    + "): re-run `peakready collect` once the pipeline has delivered", **base))
     else:
         out.append(CheckResult(

@@ -6,14 +6,18 @@ stream's ``AWS/Firehose`` metrics. Written to ``api_logs/`` in the run folder
 The plan names where the logs are (``checks.log_pipeline.athena``: database, table,
 workgroup, output location; ``delivery_stream``). Before querying, collection waits (up
 to ``wait_s``) until ``DeliveryToS3.DataFreshness`` says delivery has caught up with the
-end of the window; how far it got is recorded (``caught_up_to``) so analysis can tell
-final minutes from those still in flight. ``peakready collect`` re-runs this later.
+end of the window plus ``producer_lag_s``; how far it got is recorded (``caught_up_to``) so
+analysis can tell final minutes from those still in flight. The lag is there because
+DataFreshness only speaks for records Firehose already has: a producer holds each record
+for a while first (the storefront's batcher: its flush interval, retries' backoff), so a
+request made just before the end reaches the stream after it. ``peakready collect`` re-runs this later.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -59,6 +63,7 @@ def settings(check_cfg: Mapping[str, Any] | None, sandbox: bool) -> dict[str, An
     out["delivery_stream"] = check_cfg.get("delivery_stream",
                                            defaults.get("delivery_stream"))
     out["wait_s"] = float(check_cfg.get("wait_s", 60.0 if sandbox else 900.0))
+    out["producer_lag_s"] = float(check_cfg.get("producer_lag_s", 10.0 if sandbox else 60.0))
     return out
 
 
@@ -70,6 +75,13 @@ def _partition_bounds(start: float, end: float) -> tuple[str, str]:
     return lo.strftime(fmt), hi.strftime(fmt)
 
 
+def _ms(ts: float, rounding: Callable[[float], int]) -> str:
+    """A window bound in the records' resolution: their ``ts`` is cut to the millisecond,
+    so a request a fraction of a millisecond after the start is written as before it
+    (``floor`` the start, ``ceil`` the end, or the window's edge requests are dropped)."""
+    return f"{rounding(ts * 1000) / 1000:.3f}"
+
+
 def minutes_query(table: str, start: float, end: float, bucket_s: int = 60) -> str:
     """Per-bucket counts: records, distinct ids, and the worst landing lag."""
     lo, hi = _partition_bounds(start, end)
@@ -77,7 +89,8 @@ def minutes_query(table: str, start: float, end: float, bucket_s: int = 60) -> s
     return (f"SELECT floor({ts} / {bucket_s}) * {bucket_s} AS bucket, count(*) AS records, "
             f"count(DISTINCT request_id) AS ids, max({LANDED_EXPR} - {ts}) AS max_lag_s "
             f"FROM {table} WHERE datehour BETWEEN '{lo}' AND '{hi}' "
-            f"AND {ts} >= {start:.3f} AND {ts} < {end:.3f} GROUP BY 1 ORDER BY 1")
+            f"AND {ts} >= {_ms(start, math.floor)} AND {ts} < {_ms(end, math.ceil)} "
+            "GROUP BY 1 ORDER BY 1")
 
 
 def ids_query(table: str, start: float, end: float) -> str:
@@ -87,7 +100,8 @@ def ids_query(table: str, start: float, end: float) -> str:
     return (f"SELECT request_id, min({ts}) AS ts, count(*) AS copies, "
             f"min({LANDED_EXPR}) AS landed_ts, max(status) AS status FROM {table} "
             f"WHERE datehour BETWEEN '{lo}' AND '{hi}' "
-            f"AND {ts} >= {start:.3f} AND {ts} < {end:.3f} GROUP BY request_id")
+            f"AND {ts} >= {_ms(start, math.floor)} AND {ts} < {_ms(end, math.ceil)} "
+            "GROUP BY request_id")
 
 
 class QueryError(Exception):
@@ -223,7 +237,8 @@ def collect_api_logs(run_dir: Path | str, clients: Any, cfg: Mapping[str, Any], 
                 lambda: firehose_metrics(clients("cloudwatch"), cfg["delivery_stream"],
                                          (start // period_s - 1) * period_s,
                                          time.time() + period_s, period_s),
-                end, float(cfg.get("wait_s", 0)), max(1.0, period_s / 2))
+                end + float(cfg.get("producer_lag_s", 0)), float(cfg.get("wait_s", 0)),
+                max(1.0, period_s / 2))
             summary["caught_up_to"] = upto
             _write(metrics, run_dir / FIREHOSE)
         except Exception as exc:  # noqa: BLE001 - the queries still say what landed

@@ -29,7 +29,7 @@ CFG = {"min_completeness": 0.999, "max_freshness_s": 20, "bucket_s": 10}
 
 
 def folder(tmp_path, lost=(), dup=(), caught_up=T0 + 100, failed=None, throttled=None,
-             lag=3.0, blocked=()):
+             lag=3.0, blocked=(), producer_lag=0.0):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     runfolder.write_run_json(run_dir, {"run_id": "r", "status": "completed",
@@ -60,8 +60,9 @@ def folder(tmp_path, lost=(), dup=(), caught_up=T0 + 100, failed=None, throttled
                "minutes": {"state": "SUCCEEDED"}}
     if failed:
         queries["ids"] = {"state": "FAILED", "reason": failed}
-    (out / "collect.json").write_text(json.dumps({"caught_up_to": caught_up,
-                                                  "queries": queries}))
+    (out / "collect.json").write_text(json.dumps({
+        "caught_up_to": caught_up, "queries": queries,
+        "config": {"producer_lag_s": producer_lag}}))
     return context(load_run(run_dir))
 
 
@@ -110,6 +111,17 @@ def test_buckets_delivery_has_not_caught_up_with_are_inconclusive_never_pass(tmp
     assert completeness.verdict == "inconclusive"
     assert "+20-30 s" in completeness.reason and "+10-20 s" in completeness.reason
     assert "peakready collect" in completeness.reason
+
+
+def test_a_bucket_is_final_only_a_producer_lag_after_its_last_request(tmp_path):
+    """DataFreshness speaks for what Firehose has; the storefront still held the last
+    requests' records for up to its lag: delivered up to +35 s with a 10 s lag leaves the
+    last bucket (requests until +30 s) open, even with records missing from it."""
+    ctx = folder(tmp_path, caught_up=T0 + 35, producer_lag=10, lost=set(range(2990, 2999)))
+    completeness = evaluate(ctx)[0]
+    assert completeness.verdict == "inconclusive", completeness.reason
+    assert "(+20-30 s; delivered up to +35 s, less 10 s producer lag)" in completeness.reason
+    assert completeness.evidence["producer_lag_s"] == 10
 
 
 def test_a_failed_athena_query_could_not_be_verified(tmp_path):

@@ -83,7 +83,10 @@ def record(request_id: str, started: float, method: str, route: str, status: int
 
 
 _esc = json.encoder.encode_basestring_ascii  # what json.dumps uses (ensure_ascii)
-_second: list = [None, ""]  # the last second formatted: (second, "YYYY-mm-ddTHH:MM:SS")
+# the last second formatted: (second, "YYYY-mm-ddTHH:MM:SS"), one tuple swapped whole so
+# that threads formatting either side of a second's boundary never pair a second with
+# another's text (a record 1 s off)
+_second: tuple[int, str] = (-1, "")
 
 
 def _iso_ms(ts: float) -> str:
@@ -95,10 +98,12 @@ def _iso_ms(ts: float) -> str:
         sec, us = sec + 1, us - 1_000_000
     elif us < 0:
         sec, us = sec - 1, us + 1_000_000
-    if _second[0] != sec:
-        _second[0], _second[1] = sec, datetime.fromtimestamp(sec, UTC).strftime(
-            "%Y-%m-%dT%H:%M:%S")
-    return f"{_second[1]}.{us // 1000:03d}Z"
+    global _second
+    cached = _second
+    if cached[0] != sec:
+        cached = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        _second = cached
+    return f"{cached[1]}.{us // 1000:03d}Z"
 
 
 def batches(queue: collections.deque, now: float) -> list[tuple[bytes, int]]:
