@@ -7,9 +7,10 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
 # Parallel test workers (pytest-xdist). Most sandbox tests wait on sleeps and subprocesses,
-# so more workers than cores pays; tests sharing a sandbox stay on one worker (loadgroup,
-# groups set in tests/conftest.py), in file order, longest first.
-TEST_JOBS  ?= 3
+# so more workers than cores pays: on 2 cores 3 workers left the CPU 30 % idle (480 s),
+# 4 leave 15 % (383 s with the order below); tests sharing a sandbox stay on one worker
+# (loadgroup, groups set in tests/conftest.py), longest units first.
+TEST_JOBS  ?= 4
 QUICK_JOBS ?= 2
 XDIST       = --dist loadgroup --no-loadscope-reorder
 
@@ -19,10 +20,11 @@ venv: $(STAMP)
 
 # The packages go in with uv (from the registry, like pip): it installs the 13k files in
 # parallel from its cache, 17 s here where pip took 52 s; pip is the fallback where uv
-# cannot run. Bytecode is written on first import, for the modules a process really uses
-# (about a third); pip's compile-everything pass, one file at a time, was most of the
-# venv's 2m14s. PYTHONDONTWRITEBYTECODE, set on some machines, is cleared for our
-# commands: with it every process recompiled boto3/moto/pandas from source (suite +50 %).
+# cannot run. uv also writes the bytecode, in parallel (about 19 s on 2 cores): without
+# it the suite's first processes each compiled boto3/moto/pandas/locust again from source
+# at the same time, and a fresh clone's suite took 615 s where a warm one takes 480 s.
+# PYTHONDONTWRITEBYTECODE, set on some machines, is cleared for our commands: with it
+# every process recompiled from source (suite +50 %).
 export PYTHONDONTWRITEBYTECODE :=
 
 $(STAMP): pyproject.toml

@@ -139,9 +139,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept
         return
-    # longest first, so a parallel run does not end waiting on a long test started last:
-    # the slow ones, then the other process tests (the sandbox groups), then the rest
+    # longest first, so a parallel run does not end waiting on a long test started last
+    # (xdist hands out the units in this order): the slow ones, then the groups sharing a
+    # sandbox (a group is one unit, 20-150 s here), then the other process tests, the rest
     items.sort(key=lambda i: (i.get_closest_marker("slow") is None,
+                              i.get_closest_marker("xdist_group") is None,
                               i.get_closest_marker("spawns") is None))
 
 

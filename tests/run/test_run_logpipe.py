@@ -18,6 +18,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 @pytest.mark.spawns
 def test_retries_off_under_a_low_quota_fails_completeness_naming_buckets(tmp_path, run_tmp):
     profile = tmp_path / "flat.csv"

@@ -49,6 +49,7 @@ def _plan(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.spawns
 def test_plan_web_acl_count_mode_and_tight_rate_rule_fail_the_waf_check(tmp_path, run_tmp):
     reports, log = tmp_path / "reports", tmp_path / "out.txt"
