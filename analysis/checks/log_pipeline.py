@@ -13,8 +13,9 @@ at-least-once duplicates, counted apart.
 
 A bucket is final only when delivery had caught up with its last request plus the
 producer's lag (``DataFreshness`` speaks only for records Firehose already has; the lag
-collection used is in ``collect.json``); a non-final bucket makes the verdict ``inconclusive`` for it, never ``pass``. A failed
-Athena query is "could not be verified: <reason>".
+collection used is in ``collect.json``); a non-final bucket makes the verdict
+``inconclusive`` for it, never ``pass``. A failed Athena query is "could not be
+verified: <reason>".
 """
 
 from __future__ import annotations

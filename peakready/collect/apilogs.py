@@ -10,7 +10,8 @@ end of the window plus ``producer_lag_s``; how far it got is recorded (``caught_
 analysis can tell final minutes from those still in flight. The lag is there because
 DataFreshness only speaks for records Firehose already has: a producer holds each record
 for a while first (the storefront's batcher: its flush interval, retries' backoff), so a
-request made just before the end reaches the stream after it. ``peakready collect`` re-runs this later.
+request made just before the end reaches the stream after it. ``peakready collect``
+re-runs this later.
 """
 
 from __future__ import annotations
@@ -75,33 +76,31 @@ def _partition_bounds(start: float, end: float) -> tuple[str, str]:
     return lo.strftime(fmt), hi.strftime(fmt)
 
 
-def _ms(ts: float, rounding: Callable[[float], int]) -> str:
-    """A window bound in the records' resolution: their ``ts`` is cut to the millisecond,
-    so a request a fraction of a millisecond after the start is written as before it
-    (``floor`` the start, ``ceil`` the end, or the window's edge requests are dropped)."""
-    return f"{rounding(ts * 1000) / 1000:.3f}"
+def _window(ts: str, start: float, end: float) -> str:
+    """The WHERE clause of the run window: its partitions, and its records by ``ts`` with
+    the bounds in the records' resolution (their ``ts`` is cut to the millisecond, so a
+    request a fraction of a millisecond after the start is written as before it: the
+    start is floored and the end ceiled, or the window's edge requests are dropped)."""
+    lo, hi = _partition_bounds(start, end)
+    return (f"datehour BETWEEN '{lo}' AND '{hi}' "
+            f"AND {ts} >= {math.floor(start * 1000) / 1000:.3f} "
+            f"AND {ts} < {math.ceil(end * 1000) / 1000:.3f}")
 
 
 def minutes_query(table: str, start: float, end: float, bucket_s: int = 60) -> str:
     """Per-bucket counts: records, distinct ids, and the worst landing lag."""
-    lo, hi = _partition_bounds(start, end)
     ts = "to_unixtime(from_iso8601_timestamp(ts))"
     return (f"SELECT floor({ts} / {bucket_s}) * {bucket_s} AS bucket, count(*) AS records, "
             f"count(DISTINCT request_id) AS ids, max({LANDED_EXPR} - {ts}) AS max_lag_s "
-            f"FROM {table} WHERE datehour BETWEEN '{lo}' AND '{hi}' "
-            f"AND {ts} >= {_ms(start, math.floor)} AND {ts} < {_ms(end, math.ceil)} "
-            "GROUP BY 1 ORDER BY 1")
+            f"FROM {table} WHERE {_window(ts, start, end)} GROUP BY 1 ORDER BY 1")
 
 
 def ids_query(table: str, start: float, end: float) -> str:
     """Every request id of the window, with its copies and first landing time."""
-    lo, hi = _partition_bounds(start, end)
     ts = "to_unixtime(from_iso8601_timestamp(ts))"
     return (f"SELECT request_id, min({ts}) AS ts, count(*) AS copies, "
             f"min({LANDED_EXPR}) AS landed_ts, max(status) AS status FROM {table} "
-            f"WHERE datehour BETWEEN '{lo}' AND '{hi}' "
-            f"AND {ts} >= {_ms(start, math.floor)} AND {ts} < {_ms(end, math.ceil)} "
-            "GROUP BY request_id")
+            f"WHERE {_window(ts, start, end)} GROUP BY request_id")
 
 
 class QueryError(Exception):
